@@ -1,0 +1,106 @@
+"""Behaviour learning in imagination: rollouts, lambda-returns, actor and value losses."""
+
+import tensorflow as tf
+
+from dreamer import ops
+
+
+def imagine(rssm, actor, start, horizon, stop_grad_pre_action=True):
+  """Rolls the prior forward `horizon` steps from every start state (SPEC 5.5).
+
+  Args:
+    start: dict of [B, T, ...] (or [N, ...]) states; every element starts a trajectory.
+  Returns:
+    dict of [N, H, ...] states after each step (the start state is not included).
+  """
+  flat = {k: tf.reshape(v, [-1, v.shape[-1]]) for k, v in start.items()}
+
+  def step(prev, _):
+    feat = rssm.features(prev)
+    if stop_grad_pre_action:
+      feat = tf.stop_gradient(feat)
+    action = actor(feat).sample()
+    return rssm.img_step(prev, action)
+
+  states = ops.static_scan(step, tf.range(horizon), flat)
+  return {k: tf.experimental.numpy.swapaxes(v, 0, 1) for k, v in states.items()}
+
+
+class ActorCritic(tf.Module):
+  """The action model and value model with their objectives on imagined features."""
+
+  def __init__(self, actor, value=None, value_target=None, *, discount=0.99, lambda_=0.95,
+               bootstrap=True, loss_pcont=False, pcont_stop_grad=False, pcont_weight=True,
+               value_discount=0.99, value_lambda=0.95, value_bootstrap=True,
+               value_loss_pcont=False, value_pcont_weight=True, action_loss_scale=1.0,
+               value_loss_scale=1.0, name='actor_critic'):
+    super().__init__(name=name)
+    self.actor = actor
+    self.value = value
+    self.value_target = value_target
+    self._action = dict(discount=discount, lambda_=lambda_, bootstrap=bootstrap,
+                        loss_pcont=loss_pcont, weight=pcont_weight)
+    self._pcont_stop_grad = pcont_stop_grad
+    self._value = dict(discount=value_discount, lambda_=value_lambda,
+                       bootstrap=value_bootstrap, loss_pcont=value_loss_pcont,
+                       weight=value_pcont_weight)
+    self._action_scale = action_loss_scale
+    self._value_scale = value_loss_scale
+
+  def actor_objective(self, feat, reward_head, pcont_head):
+    """Mean weighted lambda-return of imagined trajectories; gradients flow through all."""
+    cfg = self._action
+    reward = reward_head(feat).mode()
+    discount = cfg['discount'] * tf.ones_like(reward)
+    if cfg['loss_pcont']:
+      pcont = pcont_head(feat).mean()
+      if self._pcont_stop_grad:
+        pcont = tf.stop_gradient(pcont)
+      discount *= pcont
+    if self.value is None:
+      returns = ops.discounted_return(reward, discount, axis=1)
+      return tf.reduce_mean(returns)
+    value = self.value(feat).mode()
+    returns, discount = self._returns(reward, value, discount, cfg)
+    weight = ops.cumulative_discount(discount) if cfg['weight'] else 1.0
+    return tf.reduce_mean(weight * returns)
+
+  def value_loss(self, feat, reward_head, pcont_head):
+    """Negative log-likelihood of stop-gradient lambda-return targets under the value head."""
+    cfg = self._value
+    feat = tf.stop_gradient(feat)
+    reward = reward_head(feat).mode()
+    discount = cfg['discount'] * tf.ones_like(reward)
+    if cfg['loss_pcont']:
+      discount *= tf.stop_gradient(pcont_head(feat).mean())
+    target_head = self.value_target or self.value
+    value = target_head(feat).mode()
+    targets, discount = self._returns(reward, value, discount, cfg)
+    targets = tf.stop_gradient(targets)
+    steps = targets.shape[1]
+    loss = -self.value(feat[:, :steps]).log_prob(targets)
+    if cfg['weight']:
+      loss *= ops.cumulative_discount(discount)
+    return tf.reduce_mean(loss)
+
+  def _returns(self, reward, value, discount, cfg):
+    if cfg['bootstrap']:
+      # Bootstrap from the value of the last imagined state. The original used the
+      # second-to-last one (SPEC 5.7 quirk); this is the natural choice.
+      bootstrap = value[:, -1]
+      reward, value, discount = reward[:, :-1], value[:, :-1], discount[:, :-1]
+    else:
+      bootstrap = None
+    returns = ops.lambda_return(reward, value, discount, bootstrap, cfg['lambda_'], axis=1)
+    return returns, discount
+
+  def update_targets(self, fraction):
+    """target <- (1 - fraction) target + fraction source, for the value target head."""
+    if self.value_target is None:
+      return
+    for target, source in zip(self.value_target.variables, self.value.variables):
+      target.assign((1 - fraction) * target + fraction * source)
+
+  @property
+  def loss_scales(self):
+    return self._action_scale, self._value_scale

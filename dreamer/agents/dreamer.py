@@ -1,0 +1,218 @@
+"""The Dreamer agent: learns a world model and behaviours in its imagination (SPEC 5, 8.7)."""
+
+import tensorflow as tf
+
+from dreamer.agents import actor_critic as ac_lib
+
+
+class Dreamer(tf.Module):
+  """World model + actor-critic + one optimiser per objective.
+
+  Args:
+    world_model: models.world_model.WorldModel.
+    actor_critic: agents.actor_critic.ActorCritic, or None (PlaNet).
+    optimizers: dict of name -> Optimizer for 'model', every non-gradient head, and
+      'action' / 'value' when those exist.
+    planner: an object with plan(rssm_state) -> actions, for the 'cem' planner, or None.
+    batch_size: B; trainer steps advance by B per update.
+    horizon: imagination horizon H (0: no behaviour learning).
+    skip_last: drop this many last time steps of each posterior sequence as starts.
+    discrete: actions are one-hot vectors.
+    target_period, target_update: value-target copy schedule in trainer steps.
+    encoder_keys: observation keys the encoder reads when acting.
+  """
+
+  def __init__(self, world_model, actor_critic, optimizers, *, planner=None, batch_size=50,
+               horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
+               target_period=50000, target_update=1.0, encoder_keys=('image',),
+               debug=False, jit=False, name='agent'):
+    super().__init__(name=name)
+    self.world_model = world_model
+    self.actor_critic = actor_critic
+    self.optimizers = optimizers
+    self.planner = planner
+    self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='updates')
+    self._batch = batch_size
+    self._horizon = horizon
+    self._skip_last = skip_last
+    self._stop_grad = stop_grad_pre_action
+    self._discrete = discrete
+    self._target_period = target_period
+    self._target_update = target_update
+    self._encoder_keys = tuple(encoder_keys)
+    self._debug = debug
+    self._variables = self._partition()
+    for name, optimizer in self.optimizers.items():
+      optimizer.build(self._variables[name])
+    self.train = tf.function(self._train, jit_compile=jit or None)
+    self.evaluate = tf.function(self._evaluate)
+    self._policies = _Untracked()
+
+  @property
+  def action_size(self):
+    return self.world_model.action_size
+
+  def _partition(self):
+    wm = self.world_model
+    variables = {'model': wm.model_variables}
+    for name in wm.other_heads:
+      variables[name] = tuple(wm.heads[name].trainable_variables)
+    if self.actor_critic is not None:
+      variables['action'] = tuple(self.actor_critic.actor.trainable_variables)
+      if self.actor_critic.value is not None:
+        variables['value'] = tuple(self.actor_critic.value.trainable_variables)
+    missing = set(variables) ^ set(self.optimizers)
+    if missing:
+      raise ValueError(f"optimizers and objectives differ: {', '.join(sorted(missing))}")
+    return variables
+
+  def _losses(self, data):
+    wm = self.world_model
+    data = wm.preprocess(data)
+    losses, post, metrics = wm.loss(data)
+    behaviour = self.actor_critic is not None and self._horizon > 0
+    if behaviour:
+      start = post
+      if self._skip_last:
+        start = {k: v[:, :-self._skip_last] for k, v in post.items()}
+      states = ac_lib.imagine(
+          wm.rssm, self.actor_critic.actor, start, self._horizon, self._stop_grad)
+      feat = wm.rssm.features(states)
+      action_scale, value_scale = self.actor_critic.loss_scales
+      objective = self.actor_critic.actor_objective(feat, wm.heads['reward'], wm.heads['pcont'])
+      metrics['action'] = objective
+      losses['action'] = -objective * action_scale
+      if self.actor_critic.value is not None:
+        value_loss = self.actor_critic.value_loss(feat, wm.heads['reward'], wm.heads['pcont'])
+        metrics['value'] = value_loss
+        losses['value'] = value_loss * value_scale
+      metrics['imagined_reward'] = tf.reduce_mean(wm.heads['reward'](feat).mode())
+    if self._debug:
+      for name, loss in losses.items():
+        tf.debugging.check_numerics(loss, f'{name} loss')
+    return losses, metrics
+
+  def _train(self, data):
+    with tf.GradientTape(persistent=True) as tape:
+      losses, metrics = self._losses(data)
+      scaled = {name: self.optimizers[name].scale(loss) for name, loss in losses.items()}
+    result = {f'objectives/{k}': v for k, v in metrics.items()}
+    for name, optimizer in self.optimizers.items():
+      stats = optimizer.apply(tape, scaled[name], self._variables[name])
+      if self._debug:
+        tf.debugging.assert_greater(stats['grad_norm'], 0.0, f'zero gradient for {name}')
+      for key, value in stats.items():
+        result[f'optimizer_{name}/{key}'] = value
+    del tape
+    self._update_targets()
+    self.updates.assign_add(1)
+    for name, loss in losses.items():
+      result[f'loss/{name}'] = loss
+    return result
+
+  def _evaluate(self, data):
+    losses, metrics = self._losses(data)
+    result = {f'objectives/{k}': v for k, v in metrics.items()}
+    for name, loss in losses.items():
+      result[f'loss/{name}'] = loss
+    return result
+
+  def _update_targets(self):
+    ac = self.actor_critic
+    if ac is None or ac.value_target is None:
+      return
+    step = self.updates * self._batch
+
+    def copy():
+      ac.update_targets(tf.where(self.updates == 0, 1.0, self._target_update))
+      return tf.constant(True)
+
+    due = tf.logical_or(self.updates == 0, step % self._target_period < self._batch)
+    tf.cond(due, copy, lambda: tf.constant(False))
+
+  def initial_state(self, num_envs):
+    latent = self.world_model.rssm.initial(num_envs)
+    return latent, tf.zeros([num_envs, self.action_size], tf.float32)
+
+  def policy(self, obs, state, reset, noise_scale, planner='policy_sample',
+             noise_type='additive_normal'):
+    """One acting step for a batch of envs (SPEC 8.7). See the module docstring."""
+    key = (planner, noise_type)
+    if key not in self._policies:
+      self._policies[key] = tf.function(
+          lambda o, s, r, n: self._policy(o, s, r, n, planner, noise_type))
+    if state is None:
+      state = self.initial_state(len(reset))
+    obs = {k: tf.convert_to_tensor(obs[k]) for k in self._encoder_keys}
+    return self._policies[key](
+        obs, state, tf.convert_to_tensor(reset, tf.bool),
+        tf.convert_to_tensor(noise_scale, tf.float32))
+
+  def policy_trace_count(self):
+    return sum(int(fn.experimental_get_tracing_count()) for fn in self._policies.values())
+
+  def _policy(self, obs, state, reset, noise_scale, planner, noise_type):
+    wm = self.world_model
+    latent, prev_action = state
+    keep = 1.0 - tf.cast(reset, tf.float32)[:, None]
+    # Only the envs that reset start from a blank state (the original zeroed the
+    # previous action of every env in the batch).
+    latent = {k: v * keep for k, v in latent.items()}
+    prev_action = prev_action * keep
+    data = wm.preprocess({k: v[:, None] for k, v in obs.items()})
+    embed = wm.embed(data)[:, 0]
+    post, _ = wm.rssm.obs_step(latent, prev_action, embed)
+    feat = wm.rssm.features(post)
+    if planner == 'cem':
+      action = self.planner.plan(post)
+    elif planner == 'policy_mode':
+      action = self.actor_critic.actor(feat).mode()
+    else:
+      action = self.actor_critic.actor(feat).sample()
+    action = tf.cast(action, tf.float32)
+    action = self._explore(action, noise_scale, noise_type)
+    return action, (post, action)
+
+  def _explore(self, action, scale, noise_type):
+    if noise_type == 'epsilon_greedy':
+      size = self.action_size
+      random = tf.one_hot(
+          tf.random.uniform(tf.shape(action)[:1], 0, size, tf.int32), size)
+      explore = tf.random.uniform(tf.shape(action)[:1]) < scale
+      return tf.where(explore[:, None], random, action)
+    action = action + scale[:, None] * tf.random.normal(tf.shape(action))
+    return tf.clip_by_value(action, -1.0, 1.0)
+
+
+class _Untracked:
+  """Holds traced policy functions out of the checkpoint's object graph."""
+
+  def __init__(self):
+    self._items = {}
+
+  def __contains__(self, key):
+    return key in self._items
+
+  def __getitem__(self, key):
+    return self._items[key]
+
+  def __setitem__(self, key, value):
+    self._items[key] = value
+
+  def values(self):
+    return self._items.values()
+
+
+def noise_scale(scale, ramp, minimum, step, factors, num_envs):
+  """Exploration scale per env at a trainer phase step (SPEC 8.7), as numpy-friendly floats."""
+  if ramp == 0:
+    factor = 1.0
+  elif ramp > 0:
+    factor = min(step / ramp, 1.0)
+  else:
+    factor = 1.0 - min(step / abs(ramp), 1.0)
+  value = max(minimum, factor) * scale
+  factors = list(factors) or [1.0] * num_envs
+  if len(factors) != num_envs:
+    raise ValueError(f'{len(factors)} action noise factors for {num_envs} envs')
+  return [value * f for f in factors]

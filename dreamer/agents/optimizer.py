@@ -1,0 +1,39 @@
+"""Adam with global-norm gradient clipping, and dynamic loss scaling under float16."""
+
+import tensorflow as tf
+import tf_keras
+
+
+class Optimizer(tf.Module):
+  """Minimises one loss over one variable selection (SPEC 5.10)."""
+
+  def __init__(self, name, lr, epsilon=1e-4, clip=100.0, mixed=False):
+    super().__init__(name=f'optimizer_{name}')
+    self.label = name
+    self.lr = lr
+    self.clip = clip
+    self._mixed = mixed
+    opt = tf_keras.optimizers.Adam(lr, epsilon=epsilon)
+    if mixed:
+      opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)
+    self.opt = opt
+
+  def scale(self, loss):
+    """Call inside the gradient tape."""
+    return self.opt.get_scaled_loss(loss) if self._mixed else loss
+
+  def apply(self, tape, scaled_loss, variables):
+    """Computes, clips and applies gradients; returns the gradient-norm metrics."""
+    grads = tape.gradient(scaled_loss, variables)
+    if self._mixed:
+      grads = self.opt.get_unscaled_gradients(grads)
+    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    norm = tf.linalg.global_norm(grads)
+    clipped, _ = tf.clip_by_global_norm(grads, self.clip, use_norm=norm)
+    self.opt.apply_gradients(zip(clipped, variables))
+    return {'grad_norm': norm, 'clipped_gradient_norm': tf.minimum(norm, self.clip)}
+
+  def build(self, variables):
+    """Creates the slot variables now, so checkpoints restore them before the first update."""
+    inner = self.opt.inner_optimizer if self._mixed else self.opt
+    inner.build(list(variables))

@@ -1,0 +1,1 @@
+"""Episodes on disk and the sequence sampler that feeds training."""

@@ -1,0 +1,129 @@
+"""Infinite streams of whole episodes from a directory that keeps growing (SPEC 6.4)."""
+
+import collections
+import time
+
+import numpy as np
+
+from dreamer.data import episodes as episodes_lib
+
+
+def _read(path, reader):
+  episode = episodes_lib.load_episode(path)
+  return None if episode is None else reader(episode)
+
+
+def cache_loader(directory, every, rng, reader, max_size=0, window=None, recent=False):
+  """Keeps loaded episodes in memory and yields `every` of them per round, then rescans.
+
+  Args:
+    max_size: most episodes kept in memory (oldest dropped first); 0 keeps all.
+    window: keep only the newest `window` files by name (the `window` loader).
+    recent: draw half of each round from episodes that arrived since the last round.
+  """
+  cache = collections.OrderedDict()
+  seen = set()
+  while True:
+    fresh = []
+    for path in episodes_lib.list_episodes(directory):
+      if path.name in seen:
+        continue
+      seen.add(path.name)
+      episode = _read(path, reader)
+      if episode is not None:
+        cache[path.name] = episode
+        fresh.append(path.name)
+    if window:
+      for name in sorted(cache)[:-window]:
+        del cache[name]
+    if max_size:
+      while len(cache) > max_size:
+        cache.popitem(last=False)
+    if not cache:
+      time.sleep(0.5)  # Nothing written yet; wait for the collector.
+      continue
+    names = list(cache)
+    if recent and fresh:
+      fresh = [n for n in fresh if n in cache]
+      old = [n for n in names if n not in set(fresh)] or fresh
+      picks = list(rng.choice(fresh, min(len(fresh), every // 2), replace=False))
+      picks += list(rng.choice(old, min(len(old), every - len(picks)), replace=False))
+    else:
+      picks = list(rng.choice(names, min(len(names), every), replace=False))
+    yielded = 0
+    while yielded < every:
+      for index in rng.permutation(len(picks)):
+        if yielded == every:
+          break
+        yield cache[picks[index]]
+        yielded += 1
+
+
+def reload_loader(directory, rng, reader):
+  """Re-reads every file of the directory in random order on every pass."""
+  while True:
+    paths = episodes_lib.list_episodes(directory)
+    if not paths:
+      time.sleep(0.5)
+      continue
+    for index in rng.permutation(len(paths)):
+      episode = _read(paths[index], reader)
+      if episode is not None:
+        yield episode
+
+
+def dummy_loader(directory, rng, reader):
+  """Random arrays with the keys, shapes and dtypes of one real episode."""
+  template = None
+  while template is None:
+    paths = episodes_lib.list_episodes(directory)
+    template = _read(paths[0], reader) if paths else None
+    if template is None:
+      time.sleep(0.5)
+  while True:
+    yield {k: _random_like(v, rng) for k, v in template.items()}
+
+
+def _random_like(value, rng):
+  if value.dtype == np.uint8:
+    return rng.integers(0, 256, value.shape, dtype=np.uint8)
+  if value.dtype == np.bool_:
+    return rng.integers(0, 2, value.shape).astype(bool)
+  return rng.standard_normal(value.shape).astype(value.dtype)
+
+
+def make_loader(kind, directory, rng, reader, every=1000, window=400, max_size=0):
+  if kind == 'cache':
+    return cache_loader(directory, every, rng, reader, max_size)
+  if kind == 'recent':
+    return cache_loader(directory, every, rng, reader, max_size, recent=True)
+  if kind == 'window':
+    return cache_loader(directory, every, rng, reader, max_size, window=window)
+  if kind == 'reload':
+    return reload_loader(directory, rng, reader)
+  if kind == 'dummy':
+    return dummy_loader(directory, rng, reader)
+  raise ValueError(f'unknown loader {kind!r}')
+
+
+def chunk_batches(episodes, batch, length, num_chunks, rng):
+  """Cuts chunks of `length` steps from each episode and groups them into batches.
+
+  With num_chunks n, n consecutive non-overlapping chunks start at a uniform random
+  offset in [0, L - n * length]; 0 or None means max(1, L // length - 1). Episodes
+  shorter than one chunk are skipped. Chunks never cross an episode's end.
+  """
+  pending = []
+  for episode in episodes:
+    size = len(episode['reward'])
+    n = num_chunks or max(1, size // length - 1)
+    n = min(n, size // length)
+    if n < 1:
+      continue
+    offset = int(rng.integers(0, size - n * length + 1))
+    for i in range(n):
+      start = offset + i * length
+      pending.append({k: v[start:start + length] for k, v in episode.items()})
+      if len(pending) == batch:
+        yield {k: np.stack([c[k] for c in pending]) for k in pending[0]}
+        pending = []

@@ -1,0 +1,1 @@
+"""The world model: recurrent state-space model, encoder, decoder and prediction heads."""

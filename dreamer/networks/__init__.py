@@ -1,0 +1,1 @@
+"""Neural network building blocks: layers, conv encoder/decoder, dense heads, distributions."""

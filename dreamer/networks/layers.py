@@ -1,0 +1,124 @@
+"""Dense and convolution layers as tf.Modules that build their variables on first call.
+
+Variables are float32; `dtype` is the compute dtype (float16 under mixed precision).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+ACTIVATIONS = {
+    'relu': tf.nn.relu, 'elu': tf.nn.elu, 'tanh': tf.tanh, 'swish': tf.nn.swish,
+    'softplus': tf.nn.softplus, 'none': None, None: None,
+}
+
+
+def activation(name):
+  if callable(name):
+    return name
+  return ACTIVATIONS[name]
+
+
+def glorot_uniform(shape, fan_in, fan_out, seed=None):
+  limit = np.sqrt(6.0 / (fan_in + fan_out))
+  return tf.random.uniform(shape, -limit, limit, seed=seed)
+
+
+class Dense(tf.Module):
+  """y = act(x W + b)."""
+
+  def __init__(self, units, act=None, dtype=tf.float32, bias_init=0.0, name=None):
+    super().__init__(name=name)
+    self.units = units
+    self._act = activation(act)
+    self._dtype = dtype
+    self._bias_init = bias_init
+    self.kernel = None
+
+  def __call__(self, x):
+    if self.kernel is None:
+      with self.name_scope:
+        size = int(x.shape[-1])
+        self.kernel = tf.Variable(glorot_uniform([size, self.units], size, self.units),
+                                  name='kernel')
+        self.bias = tf.Variable(tf.fill([self.units], float(self._bias_init)), name='bias')
+    x = tf.cast(x, self._dtype)
+    y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), tf.cast(self.kernel, self._dtype))
+    y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], [self.units]], 0))
+    y = y + tf.cast(self.bias, self._dtype)
+    return self._act(y) if self._act else y
+
+
+class Conv2D(tf.Module):
+  """Valid-padding 2-D convolution on [N, H, W, C]."""
+
+  def __init__(self, filters, kernel, stride, act=None, dtype=tf.float32, name=None):
+    super().__init__(name=name)
+    self.filters, self.size, self.stride = filters, kernel, stride
+    self._act = activation(act)
+    self._dtype = dtype
+    self.kernel = None
+
+  def __call__(self, x):
+    if self.kernel is None:
+      with self.name_scope:
+        cin = int(x.shape[-1])
+        shape = [self.size, self.size, cin, self.filters]
+        self.kernel = tf.Variable(glorot_uniform(
+            shape, self.size * self.size * cin, self.size * self.size * self.filters),
+            name='kernel')
+        self.bias = tf.Variable(tf.zeros([self.filters]), name='bias')
+    x = tf.cast(x, self._dtype)
+    y = tf.nn.conv2d(x, tf.cast(self.kernel, self._dtype), self.stride, 'VALID')
+    y = y + tf.cast(self.bias, self._dtype)
+    return self._act(y) if self._act else y
+
+
+class Conv2DTranspose(tf.Module):
+  """Valid-padding transposed convolution; output size (in - 1) * stride + kernel."""
+
+  def __init__(self, filters, kernel, stride, act=None, dtype=tf.float32, name=None):
+    super().__init__(name=name)
+    self.filters, self.size, self.stride = filters, kernel, stride
+    self._act = activation(act)
+    self._dtype = dtype
+    self.kernel = None
+
+  def __call__(self, x):
+    if self.kernel is None:
+      with self.name_scope:
+        cin = int(x.shape[-1])
+        shape = [self.size, self.size, self.filters, cin]
+        self.kernel = tf.Variable(glorot_uniform(
+            shape, self.size * self.size * cin, self.size * self.size * self.filters),
+            name='kernel')
+        self.bias = tf.Variable(tf.zeros([self.filters]), name='bias')
+    x = tf.cast(x, self._dtype)
+    height = (int(x.shape[1]) - 1) * self.stride + self.size
+    width = (int(x.shape[2]) - 1) * self.stride + self.size
+    out_shape = tf.stack([tf.shape(x)[0], height, width, self.filters])
+    y = tf.nn.conv2d_transpose(
+        x, tf.cast(self.kernel, self._dtype), out_shape, self.stride, 'VALID')
+    y = tf.reshape(y, [-1, height, width, self.filters])
+    y = y + tf.cast(self.bias, self._dtype)
+    return self._act(y) if self._act else y
+
+
+class GRUCell(tf.Module):
+  """The block GRU of TF1 (SPEC 4.3): reset gate applied before the candidate's matmul.
+
+  [r, u] = sigmoid(W_ru [x, h] + b_ru), c = tanh(W_c [x, r * h] + b_c),
+  h' = u * h + (1 - u) * c, with b_ru initialised to 1 and b_c to 0.
+  """
+
+  def __init__(self, units, dtype=tf.float32, name=None):
+    super().__init__(name=name)
+    self.units = units
+    with self.name_scope:
+      self._gates = Dense(2 * units, dtype=dtype, bias_init=1.0, name='gates')
+      self._candidate = Dense(units, dtype=dtype, name='candidate')
+
+  def __call__(self, x, h):
+    h = tf.cast(h, x.dtype)
+    r, u = tf.split(tf.sigmoid(self._gates(tf.concat([x, h], -1))), 2, -1)
+    c = tf.tanh(self._candidate(tf.concat([x, r * h], -1)))
+    return u * h + (1 - u) * c

@@ -1,0 +1,1 @@
+"""Entry points: read flags and config, build components with factories, call training."""

@@ -1,0 +1,236 @@
+"""Factories: turn a Config into environments, datasets, the agent and the trainer.
+
+This module and config.py are the only places that read config keys.
+"""
+
+import functools
+import pathlib
+
+from dreamer import config as config_lib
+from dreamer.envs import parallel
+from dreamer.envs import registry
+
+
+class BuildError(ValueError):
+  """A config that cannot be built into a working agent, explained in one line."""
+
+
+def isolation(config, task_name):
+  mode = config.isolate_envs
+  if mode == 'auto':
+    return 'process' if registry.get_task(task_name).rendered else 'thread'
+  if mode != 'process' and registry.get_task(task_name).rendered:
+    # Rendering with Mesa in the trainer's process crashes once TensorFlow is loaded.
+    return 'process'
+  return mode
+
+
+def action_repeat(config, task_name):
+  return config.action_repeat or registry.get_task(task_name).action_repeat
+
+
+def env_constructor(config, task_name, mode, index, give_rewards=True):
+  task = registry.get_task(task_name)
+  min_length = config.batch_shape[1] if task.family != 'dummy' else None
+  return functools.partial(
+      registry.make_env, task_name, mode=mode, action_repeat=action_repeat(config, task_name),
+      render_size=config.render_size, min_length=min_length, max_length=config.max_length,
+      camera_id=config.camera_id, normalize_actions=config.normalize_actions,
+      seed=config.seed + 1000 * index + (0 if mode == 'train' else 500),
+      atari_grayscale=config.atari_grayscale, atari_noops=config.atari_noops,
+      atari_lifes=config.atari_lifes, atari_sticky=config.atari_sticky,
+      atari_train_max_length=config.atari_train_max_length if mode == 'train' else None,
+      dmlab_runfiles_path=config.dmlab_runfiles_path,
+      image_only=len(config.tasks) > 1, give_rewards=give_rewards)
+
+
+def batch_env(config, task_name, mode, count, give_rewards=True):
+  constructors = [env_constructor(config, task_name, mode, i, give_rewards)
+                  for i in range(count)]
+  names = [f'{task_name} ({mode} {i})' for i in range(count)]
+  return parallel.BatchEnv(constructors, names, isolation(config, task_name))
+
+
+def collections(config, run_dir, on_episode, mode):
+  """Collections of one mode, one per (collect spec, task); plus their seed env batches."""
+  from dreamer.training import collect
+  directory = pathlib.Path(run_dir) / f'{mode}_episodes'
+  result, seeds = [], []
+  for spec in config_lib.collect_specs(config, mode):
+    for task_name in config.tasks:
+      envs = batch_env(config, task_name, spec['mode'], spec['num_envs'], spec['give_rewards'])
+      name = f"{spec['prefix']}_{spec['name']}_{task_name}"
+      result.append(collect.Collection(
+          name, envs, on_episode, task=task_name, directory=directory, mode=mode,
+          planner=spec['planner'], num_episodes=spec['num_episodes'],
+          num_steps=spec['num_steps'], steps_after=spec['steps_after'],
+          steps_every=spec['steps_every'], steps_until=spec['steps_until'],
+          noise_type=spec['action_noise_type'], noise_scale=spec['action_noise_scale'],
+          noise_ramp=spec['action_noise_ramp'], noise_min=spec['action_noise_min'],
+          noise_factors=spec['action_noise_factors'],
+          action_repeat=action_repeat(config, task_name)))
+      if not any(s[0] == f'{mode}-{task_name}' for s in seeds):
+        seeds.append((f'{mode}-{task_name}', envs, directory, mode,
+                      action_repeat(config, task_name)))
+  names = [c.name for c in result]
+  if len(set(names)) != len(names):
+    raise BuildError(f'{mode}_collects names must be unique, got {names}')
+  return result, seeds
+
+
+def datasets(config, run_dir):
+  """Callables that return iterators of train and test batches."""
+  from dreamer.data import pipeline
+  run_dir = pathlib.Path(run_dir)
+  batch, length = config.batch_shape
+  common = dict(batch=batch, length=length, num_chunks=config.num_chunks,
+                clip_rewards=config.clip_rewards, pcont_scale=config.pcont_scale)
+
+  def train():
+    return iter(pipeline.make_dataset(
+        run_dir / 'train_episodes', loader=config.loader, every=config.loader_every,
+        window=config.loader_window, cache_size=config.loader_cache_size,
+        seed=config.seed, **common))
+
+  def test():
+    return iter(pipeline.make_dataset(
+        run_dir / 'test_episodes', loader='cache', every=batch,
+        cache_size=config.loader_cache_size, seed=config.seed + 1,
+        spec_directory=run_dir / 'train_episodes', **common))
+
+  return train, test
+
+
+def agent(config, obs_space, act_space):
+  """The Dreamer agent for the given observation and action spaces."""
+  import tensorflow as tf
+  from dreamer.agents import actor_critic
+  from dreamer.agents import dreamer
+  from dreamer.agents import optimizer
+  from dreamer.agents import planet
+  from dreamer.models import world_model
+  from dreamer.networks import heads
+
+  dtype = tf.float16 if config.precision == 16 else tf.float32
+  mixed = config.precision == 16
+  components = _state_components(config, obs_space)
+  gradient_heads = list(config.gradient_heads)
+  if gradient_heads == ['all_but_image']:
+    gradient_heads = list(components)
+  discrete = act_space.discrete
+  onehot = config.action_head_dist.startswith('onehot')
+  if config.action_head and discrete != onehot:
+    kind = 'one-hot' if discrete else 'continuous'
+    raise BuildError(
+        f"action_head_dist {config.action_head_dist} does not fit the {kind} actions of "
+        f"{config.tasks[0]}; use {'the discrete preset' if discrete else 'tanh_normal_tanh'}")
+  if 'image' not in obs_space and config.encoder == 'conv':
+    raise BuildError(f'{config.tasks[0]} has no image observation; use encoder: proprio')
+  proprio_keys = config.proprio_encoder_keys or [
+      k for k, v in sorted(obs_space.items()) if k not in ('image', 'reward_mask')
+      and v.dtype.kind == 'f']
+  if config.encoder == 'proprio':
+    unknown = [k for k in proprio_keys if k not in obs_space]
+    if unknown or not proprio_keys:
+      raise BuildError(f"proprio_encoder_keys {unknown or '[]'} are not observations of "
+                       f"{config.tasks[0]}; available: {', '.join(sorted(obs_space))}")
+  loss_scales = {'image': config.image_loss_scale, 'reward': config.reward_loss_scale,
+                 'pcont': config.pcont_loss_scale}
+  for key in components:
+    loss_scales[key] = config.get(f'{key}_loss_scale', 1.0)
+  size = act_space.shape[0]
+  wm = world_model.WorldModel(
+      action_size=size,
+      image_channels=obs_space['image'].shape[-1] if 'image' in obs_space else 3,
+      state_components=components, encoder=config.encoder, proprio_keys=proprio_keys,
+      proprio_layers=config.proprio_encoder_num_layers,
+      proprio_units=config.proprio_encoder_units, stoch=config.state_size,
+      deter=config.model_size, model_layers=config.model_layers, act=config.activation,
+      min_stddev=config.min_stddev, future_rnn=config.future_rnn, mean_only=config.mean_only,
+      num_units=config.num_units, reward_layers=config.reward_layers,
+      pcont_layers=config.pcont_layers, image_std=config.image_head_std,
+      gradient_heads=gradient_heads, free_nats=config.free_nats,
+      divergence_scale=config.divergence_scale, loss_scales=loss_scales,
+      image_bits=config.image_bits, pcont_label_weight=config.pcont_label_weight,
+      overshooting_distance=config.overshooting_distance,
+      overshooting_scale=config.overshooting_scale,
+      os_stop_posterior_grad=config.os_stop_posterior_grad, dtype=dtype)
+  feat = tf.zeros([1, 1, wm.rssm.feature_size])
+
+  def make_actor(name):
+    head = heads.DenseHead(
+        (size,), config.action_layers, config.num_units, config.activation,
+        dist=config.action_head_dist, std=config.action_head_std,
+        min_std=config.action_head_min_std, init_std=config.action_head_init_std,
+        mean_act=config.action_mean_activation, dtype=dtype, name=name)
+    head(feat)
+    return head
+
+  def make_value(name):
+    head = heads.DenseHead((), config.value_layers, config.num_units, config.activation,
+                           dist=config.value_dist, dtype=dtype, name=name)
+    head(feat)
+    return head
+
+  behaviour = None
+  if config.action_head:
+    value = make_value('head_value') if config.value_head else None
+    target = make_value('head_value_target') if config.value_head and \
+        config.value_target_head else None
+    behaviour = actor_critic.ActorCritic(
+        make_actor('head_action'), value, target,
+        discount=config.action_discount, lambda_=config.action_lambda,
+        bootstrap=config.action_bootstrap, loss_pcont=config.action_loss_pcont,
+        pcont_stop_grad=config.action_pcont_stop_grad,
+        pcont_weight=config.action_pcont_weight, value_discount=config.value_discount,
+        value_lambda=config.value_lambda, value_bootstrap=config.value_bootstrap,
+        value_loss_pcont=config.value_loss_pcont, value_pcont_weight=config.value_pcont_weight,
+        action_loss_scale=config.action_loss_scale, value_loss_scale=config.value_loss_scale)
+  if config.value_head and not config.action_head:
+    raise BuildError('value_head: True needs action_head: True')
+  optimizers = {'model': optimizer.Optimizer(
+      'model', config.model_lr, config.optimizer_epsilon, config.model_gradient_clipping,
+      mixed)}
+  for name in wm.other_heads:
+    optimizers[name] = optimizer.Optimizer(
+        name, config.default_lr, config.optimizer_epsilon, config.default_gradient_clipping,
+        mixed)
+  if behaviour is not None:
+    optimizers['action'] = optimizer.Optimizer(
+        'action', config.action_lr, config.optimizer_epsilon,
+        config.action_gradient_clipping, mixed)
+    if behaviour.value is not None:
+      optimizers['value'] = optimizer.Optimizer(
+          'value', config.value_lr, config.optimizer_epsilon,
+          config.value_gradient_clipping, mixed)
+  planner = None
+  if 'cem' in (config.train_planner, config.test_planner):
+    planner = planet.CEMPlanner(
+        wm, behaviour.value if behaviour else None, action_size=size, discrete=discrete,
+        horizon=config.planner_horizon, beams=config.planner_beams,
+        iterations=config.planner_iterations, topk=config.planner_topk,
+        objective=config.train_planner_objective, discount=config.planner_discount,
+        lambda_=config.planner_lambda)
+  encoder_keys = ['image'] if config.encoder == 'conv' else proprio_keys
+  return dreamer.Dreamer(
+      wm, behaviour, optimizers, planner=planner, batch_size=config.batch_shape[0],
+      horizon=config.imagination_horizon, skip_last=config.imagination_skip_last,
+      stop_grad_pre_action=config.stop_grad_pre_action, discrete=discrete,
+      target_period=config.value_target_period, target_update=config.value_target_update,
+      encoder_keys=encoder_keys, debug=config.debug, jit=config.jit)
+
+
+def _state_components(config, obs_space):
+  """{name: (shape, layers)} for the state-diagnostic heads of the (single) task."""
+  names = registry.state_components(config.tasks)
+  wanted = config.state_diagnostics or config.gradient_heads == ['all_but_image'] or any(
+      n in config.gradient_heads for n in names)
+  if not wanted:
+    return {}
+  result = {}
+  for name in names:
+    if name == 'reward' or name not in obs_space:
+      continue
+    layers = config.get(f'{name}_layers', config.num_layers)
+    result[name] = (obs_space[name].shape, layers)
+  return result

@@ -1,0 +1,148 @@
+"""Trains Dreamer: python -m dreamer.scripts.train --logdir DIR --params '{...}'.
+
+TensorFlow is imported only inside `run`, so that environment worker processes, which
+import this module when they are spawned, never load it.
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+import types
+
+from dreamer import config as config_lib
+from dreamer.envs import registry
+from dreamer.training import runs
+
+
+def build_config(params, run_dir=None):
+  """Builds and checks the config; on resume the run's config.yaml wins (SPEC 1.6)."""
+  params = config_lib.parse_params(params)
+  fresh = config_lib.build_config(params, registry.state_components_checked)
+  for task in fresh.tasks:
+    registry.get_task(task)
+  if run_dir is None:
+    return fresh
+  path = pathlib.Path(run_dir) / 'config.yaml'
+  if path.exists():
+    stored = config_lib.from_yaml(path.read_text(), path)
+    changed = sorted(k for k in fresh if k != 'seed' and stored.get(k) != fresh[k])
+    if changed:
+      print(f"Using the run's stored config.yaml; ignoring changed params: {', '.join(changed)}")
+    return stored
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name('.config.yaml.tmp')
+  tmp.write_text(config_lib.to_yaml(fresh))
+  os.replace(tmp, path)
+  return fresh
+
+
+def run(run_dir, params, log=print):
+  """Trains one run in `run_dir`, yielding the score of every evaluation."""
+  import numpy as np
+  import tensorflow as tf
+  from dreamer.scripts import build
+  from dreamer.training import logger as logger_lib
+  from dreamer.training import loop
+
+  run_dir = pathlib.Path(run_dir)
+  resuming = (run_dir / 'config.yaml').exists()
+  config = build_config(params, run_dir)
+  log(f"{'Resume run' if resuming else 'Start a new run'} and write summaries and "
+      f'checkpoints to {run_dir}.')
+  for gpu in tf.config.list_physical_devices('GPU'):
+    tf.config.experimental.set_memory_growth(gpu, True)
+  tf.random.set_seed(config.seed)
+  np.random.seed(config.seed)
+  logger = logger_lib.Logger(run_dir, log)
+  envs = []
+  try:
+    trainer = None
+
+    def on_episode(collection, episode):
+      trainer.on_episode(collection, episode)
+
+    train_collections, train_seeds = build.collections(config, run_dir, on_episode, 'train')
+    envs += [c.envs for c in train_collections]
+    test_collections, test_seeds = build.collections(config, run_dir, on_episode, 'test')
+    envs += [c.envs for c in test_collections]
+    first = train_collections[0].envs
+    log('Build TensorFlow compute graph.')
+    agent = build.agent(config, first.obs_space, first.act_space)
+    count = sum(int(np.prod(v.shape)) for v in agent.trainable_variables)
+    log(f'Graph contains {count} trainable variables.')
+    train_batches, test_batches = build.datasets(config, run_dir)
+    trainer = loop.Trainer(
+        agent=agent, logger=logger, run_dir=run_dir, train_batches=train_batches,
+        test_batches=test_batches, train_collections=train_collections,
+        test_collections=test_collections, seed_collections=train_seeds + test_seeds,
+        batch=config.batch_shape[0], train_steps=config.train_steps,
+        test_steps=config.test_steps, max_steps=config.max_steps,
+        train_log_every=config.train_log_every, checkpoint_every=config.checkpoint_every,
+        num_seed_episodes=config.num_seed_episodes, num_seed_steps=config.num_seed_steps,
+        seed=config.seed, log=log)
+    trainer.restore()
+    trainer.seed()
+    yield from trainer.run()
+  finally:
+    for batch in envs:
+      batch.close()
+    logger.close()
+
+
+def main(args):
+  """Programmatic entry, as in the original: args has logdir, params, num_runs,
+  resume_runs, ping_every (and optionally dmlab_runfiles_path)."""
+  params = config_lib.parse_params(args.params)
+  runfiles = getattr(args, 'dmlab_runfiles_path', None)
+  if runfiles:
+    params['dmlab_runfiles_path'] = runfiles
+  build_config(params)  # Fails on bad params before any work or any directory is made.
+  logdir = pathlib.Path(os.path.expanduser(str(args.logdir)))
+  return runs.run_experiments(
+      logdir, lambda run_dir, info: run(run_dir, params), num_runs=args.num_runs,
+      resume_runs=args.resume_runs, ping_every=args.ping_every)
+
+
+def _bool(text):
+  if text not in ('True', 'False'):
+    raise argparse.ArgumentTypeError(f"must be True or False, got '{text}'")
+  return text == 'True'
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(
+      prog='python -m dreamer.scripts.train', description=__doc__.split('\n')[0])
+  parser.add_argument('--logdir', required=True, help='base directory; runs go to 00001, ...')
+  parser.add_argument('--params', default='{}', help="YAML mapping, e.g. '{defaults: [dreamer]}'")
+  parser.add_argument('--num_runs', type=int, default=1)
+  parser.add_argument('--resume_runs', type=_bool, default=True)
+  parser.add_argument('--ping_every', type=int, default=0)
+  parser.add_argument('--dmlab_runfiles_path', default=None)
+  args = parser.parse_args(argv)
+  if args.num_runs is not None and args.num_runs < 0:
+    parser.error('--num_runs must not be negative')
+  if args.ping_every < 0:
+    parser.error('--ping_every must not be negative')
+  return args
+
+
+def cli(argv=None):
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  errors = (config_lib.ConfigError, registry.UnknownTaskError, runs.RunDirError,
+            ImportError, PermissionError)
+  try:
+    from dreamer.scripts import build
+    errors += (build.BuildError,)
+    main(args)
+  except errors as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print('Interrupted; run the same command again to resume.', file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(cli())

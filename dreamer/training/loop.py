@@ -1,0 +1,260 @@
+"""The training loop of SPEC 8: seed data, then epochs of a train phase and a test phase.
+
+Schedule keys count trainer steps (+B per update, as in the original); everything the
+user sees is indexed by environment frames.
+"""
+
+import collections
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from dreamer.data import episodes as episodes_lib
+from dreamer.training import collect as collect_lib
+
+
+class Schedule:
+  """Maps the global trainer step to (epoch, phase, phase step) (SPEC 8.1)."""
+
+  def __init__(self, batch, train_steps, test_steps):
+    self.batch, self.train_steps, self.test_steps = batch, train_steps, test_steps
+
+  def __call__(self, step):
+    length = self.train_steps + self.test_steps
+    epoch, inside = divmod(step, length)
+    if inside < self.train_steps:
+      return epoch, 'train', epoch * self.train_steps + inside
+    return epoch, 'test', epoch * self.test_steps + inside - self.train_steps
+
+  def fires(self, step, period):
+    """Whether some x in [step, step + B) has (x + 1) % period == 0."""
+    return any((x + 1) % period == 0 for x in range(step, step + self.batch))
+
+
+class Trainer:
+  """Owns the counters, checkpoint and collections of one run and drives them.
+
+  Args:
+    agent: see dreamer.agents.
+    train_batches, test_batches: callables returning iterators over batches.
+    train_collections, test_collections: lists of collect.Collection.
+    seed_collections: list of (name, BatchEnv, directory, mode, action_repeat) for seeding.
+  """
+
+  def __init__(self, *, agent, logger, run_dir, train_batches, test_batches,
+               train_collections, test_collections, seed_collections, batch, train_steps,
+               test_steps, max_steps, train_log_every, checkpoint_every, num_seed_episodes,
+               num_seed_steps, seed=0, log=print):
+    self.agent = agent
+    self.logger = logger
+    self._dir = run_dir
+    self._train_batches, self._test_batches = train_batches, test_batches
+    self._train_collections = train_collections
+    self._test_collections = test_collections
+    self._seed_collections = seed_collections
+    self._schedule = Schedule(batch, train_steps, test_steps)
+    self._batch = batch
+    self._max_steps = max_steps
+    self._train_log_every = train_log_every
+    self._checkpoint_every = checkpoint_every
+    self._print_every = max(1, train_steps // 10)
+    self._num_seed = (num_seed_episodes, num_seed_steps)
+    self._rng = np.random.default_rng(seed)
+    self._log = log
+    self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
+    self.env_frames = tf.Variable(0, dtype=tf.int64, trainable=False, name='env_frames')
+    self.checkpoint = tf.train.Checkpoint(
+        agent=agent, global_step=self.global_step, env_frames=self.env_frames)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, str(run_dir), max_to_keep=1, checkpoint_name='model.ckpt')
+    self._pending = collections.defaultdict(list)
+    self._timer = (time.time(), 0, 0)
+
+  @property
+  def frames(self):
+    return int(self.env_frames.numpy())
+
+  def restore(self):
+    """Restores the latest checkpoint of the run, if any; returns whether it did."""
+    path = self.manager.latest_checkpoint
+    if not path:
+      return False
+    self.checkpoint.restore(path).assert_existing_objects_matched()
+    self._log(f'Restored {path} at {self.frames} env frames '
+              f'(global step {int(self.global_step.numpy())}).')
+    return True
+
+  def save(self):
+    self.manager.save(checkpoint_number=int(self.global_step.numpy()))
+
+  def seed(self):
+    """Fills train_episodes/ and test_episodes/ with random episodes (SPEC 8.2).
+
+    Episodes already on disk count towards the quota, so resuming collects nothing.
+    """
+    episodes_quota, steps_quota = self._num_seed
+    for name, envs, directory, mode, repeat in sorted(
+        self._seed_collections, key=lambda c: c[0]):
+      files, length = episodes_lib.count_episodes(directory)
+      left_episodes, left_steps = episodes_quota - files, steps_quota - length
+      if left_episodes <= 0 and left_steps <= 0:
+        continue
+      self._log(f'Collecting initial {max(0, left_episodes)} episodes or '
+                f'{max(0, left_steps)} steps ({name}) with random actions.')
+
+      def on_episode(episode, name=name, directory=directory, mode=mode, repeat=repeat):
+        self._record(name, episode, directory, mode, repeat)
+
+      collect_lib.random_episodes(envs, on_episode, left_episodes, left_steps, self._rng)
+    self.logger.flush()
+
+  def on_episode(self, collection, episode):
+    self._record(collection.name, episode, collection.directory, collection.mode,
+                 collection.action_repeat)
+
+  def _record(self, name, episode, directory, mode, repeat):
+    path = episodes_lib.save_episode(directory, episode)
+    length = len(episode['reward']) - 1
+    score = float(episode['reward'].sum())
+    if mode == 'train':
+      self.env_frames.assign_add(length * repeat)
+    self._log(f'Recorded episode {path.name} of length {length} with score of '
+              f'{score:.1f} to {directory.name}/.')
+    prefix = 'train' if mode == 'train' else 'test'
+    values = {f'{prefix}/return': score, f'{prefix}/length': length}
+    if name.count('_') and len(self._train_collections) > 1:
+      values[f'{prefix}/{name}/return'] = score
+    self.logger.scalars(prefix, self.frames, values, global_step=int(self.global_step.numpy()))
+    self._pending[prefix].append(score)
+
+  def run(self):
+    """Trains until max_steps; yields the evaluation score after every test iteration."""
+    train_iter = iter(self._train_batches())
+    test_iter = None
+    last_phase = None
+    while int(self.global_step.numpy()) < self._max_steps:
+      step = int(self.global_step.numpy())
+      epoch, phase, phase_step = self._schedule(step)
+      if phase != last_phase:
+        self._log('-' * 50)
+        self._log(f'Epoch {epoch + 1} phase {phase} (phase step {phase_step}, '
+                  f'global step {step}, env frames {self.frames}).')
+        last_phase = phase
+      if phase == 'train':
+        metrics = self.agent.train(next(train_iter))
+        self.global_step.assign_add(self._batch)
+        self._pending['metrics'].append(metrics)
+        for collection in self._train_collections:
+          if collection.due(phase_step, self._batch):
+            self._collect(collection, phase_step)
+        if self._schedule.fires(phase_step, self._print_every) or phase_step == 0:
+          self._print_progress()
+        if self._schedule.fires(phase_step, self._train_log_every):
+          self._write_train()
+      else:
+        if test_iter is None:
+          test_iter = iter(self._test_batches())
+        metrics = self.agent.evaluate(next(test_iter))
+        self.global_step.assign_add(self._batch)
+        scores = []
+        for collection in self._test_collections:
+          results = self._collect(collection, phase_step)
+          scores.append(np.mean([r for r, _ in results]))
+        score = float(np.mean(scores))
+        values = _tags(metrics)
+        values['test/score'] = score
+        values.update(self._dataset_sizes())
+        self.logger.scalars('test', self.frames, values, global_step=self.global_step.numpy())
+        self.logger.flush()
+        self._log(f'Score {score:.2f}.')
+        if self._schedule.fires(phase_step, self._checkpoint_every):
+          self.save()
+        yield score
+    self.save()
+    self.logger.flush()
+
+  def _collect(self, collection, phase_step):
+    noise = collection.noise(phase_step)
+
+    def policy(obs, state, reset, scales):
+      action, state = self.agent.policy(
+          obs, state, reset, scales, collection.planner, collection._noise['type'])
+      return action.numpy(), state
+
+    return collection.run(policy, noise)
+
+  def _dataset_sizes(self):
+    sizes = {}
+    for name, _, directory, _, _ in self._seed_collections:
+      kind = 'train' if name.startswith('train') else 'test'
+      sizes[f'{kind}_dataset/episodes'] = sizes.get(f'{kind}_dataset/episodes', 0) + len(
+          episodes_lib.list_episodes(directory))
+    return sizes
+
+  def _rates(self):
+    now, frames, step = time.time(), self.frames, int(self.global_step.numpy())
+    last_time, last_frames, last_step = self._timer
+    elapsed = max(now - last_time, 1e-9)
+    self._timer = (now, frames, step)
+    updates = (step - last_step) / self._batch
+    return {'general/updates_per_second': updates / elapsed,
+            'general/fps': (frames - last_frames) / elapsed}
+
+  def _mean_metrics(self):
+    pending = self._pending.pop('metrics', [])
+    if not pending:
+      return {}
+    return {k: float(np.mean([m[k].numpy() for m in pending])) for k in pending[0]}
+
+  def _print_progress(self):
+    pending = self._pending.get('metrics', [])
+    if not pending:
+      return
+    recent = {k: float(np.mean([m[k].numpy() for m in pending[-self._print_every:]]))
+              for k in pending[0]}
+    parts = [f'{name} {recent[key]:.2f}' for name, key in (
+        ('model', 'loss/model'), ('kl', 'objectives/kl'), ('actor', 'objectives/action'),
+        ('value', 'objectives/value')) if key in recent]
+    returns = self._pending.get('train', [])
+    tail = f' | train return {returns[-1]:.1f}' if returns else ''
+    self._log(f'[{self.frames} frames] update {int(self.agent.updates.numpy())}: '
+              + ', '.join(parts) + tail)
+
+  def _write_train(self):
+    values = _tags(self._mean_metrics())
+    values.update(self._rates())
+    values.update(self._dataset_sizes())
+    values['general/env_frames'] = self.frames
+    values['general/updates'] = int(self.agent.updates.numpy())
+    self.logger.scalars('train', self.frames, values, global_step=self.global_step.numpy(),
+                        updates=self.agent.updates.numpy())
+    self.logger.flush()
+
+
+_GROUPS = {'model': 'model', 'action': 'actor', 'value': 'value'}
+
+
+def _tags(metrics):
+  """Agent metric names -> TensorBoard tags grouped model/, actor/, value/, heads/."""
+  tags = {}
+  for key, value in metrics.items():
+    group, name = key.split('/', 1)
+    if group.startswith('optimizer_'):
+      owner = group[len('optimizer_'):]
+      prefix = _GROUPS.get(owner)
+      tag = f'{prefix}/{name}' if prefix else f'heads/{owner}_{name}'
+    elif group == 'loss':
+      prefix = _GROUPS.get(name)
+      tag = f'{prefix}/loss' if prefix else f'heads/{name}_loss'
+    elif name == 'action':
+      tag = 'actor/objective'
+    elif name == 'value':
+      continue  # The value objective is its loss, written as value/loss.
+    elif name in ('divergence', 'kl', 'prior_entropy', 'posterior_entropy', 'overshooting',
+                  'imagined_reward'):
+      tag = f'model/{name}'
+    else:
+      tag = f'model/{name}_log_prob'
+    tags[tag] = np.asarray(value)
+  return tags
