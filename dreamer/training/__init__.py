@@ -1,0 +1,1 @@
+"""Training: the run manager, the training loop and logging."""
