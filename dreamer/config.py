@@ -52,7 +52,7 @@ _POSITIVE = [
     'test_steps', 'max_steps', 'train_log_every', 'checkpoint_every', 'num_envs',
     'collect_every', 'loader_every', 'loader_window', 'render_size', 'action_repeat',
     'image_bits', 'planner_beams', 'planner_iterations', 'planner_topk', 'planner_horizon',
-    'proprio_encoder_units', 'model_lr', 'value_lr', 'action_lr', 'default_lr',
+    'proprio_encoder_units', 'cnn_depth', 'model_lr', 'value_lr', 'action_lr', 'default_lr',
     'optimizer_epsilon', 'max_length', 'action_layers', 'value_layers', 'reward_layers',
 ]
 _NON_NEGATIVE = [

@@ -22,6 +22,11 @@ class DummyEnv:
   def act_space(self):
     return Box(-1, 1, (5,), np.float32)
 
+  @property
+  def num_actions(self):
+    """For the one-hot variant (dummy_discrete, through wrappers.OneHotAction)."""
+    return 5
+
   def reset(self):
     self._step = 0
     return self._obs()

@@ -95,7 +95,9 @@ def _snake(name):
 
 
 def _build_tasks():
-  tasks = [Task('dummy', 'dummy', 1)]
+  tasks = [Task('dummy', 'dummy', 1),
+           Task('dummy_discrete', 'dummy', 1, options=(('discrete', True),)),
+           Task('toy_reach', 'toy', 1, ('position',))]
   for name, domain, task, components in _DMC:
     quadruped = domain == 'quadruped'
     tasks.append(Task(name, 'dmc', 2, components, rendered=True, options=(
@@ -158,6 +160,8 @@ def make_env(name, *, mode='train', action_repeat=None, render_size=64, min_leng
     from dreamer.envs import dummy
     env = dummy.DummyEnv(size=render_size, seed=0 if seed is None else seed)
     env = wrappers.ActionRepeat(env, repeat)
+    if opts.get('discrete'):
+      env = wrappers.OneHotAction(env)
   else:
     module = importlib.import_module(f'dreamer.envs.{task.family}')
     env = module.make(

@@ -56,14 +56,15 @@ class WorldModel(tf.Module):
   stop-gradient features and have optimisers of their own.
   """
 
-  def __init__(self, *, action_size, image_channels=3, state_components=None,
+  def __init__(self, *, action_size, obs_shapes, state_components=None,
                encoder='conv', proprio_keys=(), proprio_layers=3, proprio_units=300,
                stoch=30, deter=200, model_layers=1, act='elu', min_stddev=0.1,
                future_rnn=True, mean_only=False, num_units=400, reward_layers=2,
                pcont_layers=3, image_std=1.0, gradient_heads=('image', 'reward'),
                free_nats=3.0, divergence_scale=1.0, loss_scales=None, image_bits=8,
                pcont_label_weight=None, overshooting_distance=0, overshooting_scale=0.0,
-               os_stop_posterior_grad=True, dtype=tf.float32, name='world_model'):
+               os_stop_posterior_grad=True, cnn_depth=32, dtype=tf.float32,
+               name='world_model'):
     super().__init__(name=name)
     state_components = dict(state_components or {})
     self._free_nats = free_nats
@@ -75,16 +76,17 @@ class WorldModel(tf.Module):
     self._os_scale = overshooting_scale
     self._os_stop_grad = os_stop_posterior_grad
     self.action_size = action_size
+    image_channels = obs_shapes['image'][-1] if 'image' in obs_shapes else 3
     with self.name_scope:
       if encoder == 'conv':
-        self.encoder = conv.ConvEncoder(dtype=dtype)
+        self.encoder = conv.ConvEncoder(cnn_depth, dtype=dtype)
       else:
         self.encoder = ProprioEncoder(proprio_keys, proprio_layers, proprio_units, dtype)
       self.rssm = rssm_lib.RSSM(stoch, deter, deter, model_layers, act, min_stddev,
                                 future_rnn, mean_only, dtype)
       self.heads = {}
       if encoder == 'conv' or 'image' in gradient_heads:
-        self.heads['image'] = conv.ConvDecoder(image_channels, std=image_std, dtype=dtype)
+        self.heads['image'] = conv.ConvDecoder(image_channels, cnn_depth, image_std, dtype)
       self.heads['reward'] = heads.DenseHead(
           (), reward_layers, num_units, act, dtype=dtype, name='head_reward')
       self.heads['pcont'] = heads.DenseHead(
@@ -99,7 +101,12 @@ class WorldModel(tf.Module):
       raise ValueError(f"gradient_heads names heads that do not exist: {', '.join(missing)}")
     self.gradient_heads = [h for h in self.heads if h in gradient_heads]
     self.other_heads = [h for h in self.heads if h not in gradient_heads]
-    # Build every variable now so optimisers and checkpoints see them all.
+    # Build every variable now so optimisers and checkpoints see them all and the
+    # train step is traced only once.
+    dummy = {k: tf.zeros((1, 1) + tuple(shape)) for k, shape in obs_shapes.items()}
+    embed = self.embed(dummy)[:, 0]
+    state = self.rssm.initial(1)
+    self.rssm.obs_step(state, tf.zeros([1, action_size]), embed)
     feat = tf.zeros([1, 1, self.rssm.feature_size])
     for head in self.heads.values():
       head(feat)

@@ -140,8 +140,7 @@ def agent(config, obs_space, act_space):
     loss_scales[key] = config.get(f'{key}_loss_scale', 1.0)
   size = act_space.shape[0]
   wm = world_model.WorldModel(
-      action_size=size,
-      image_channels=obs_space['image'].shape[-1] if 'image' in obs_space else 3,
+      action_size=size, obs_shapes={k: v.shape for k, v in obs_space.items()},
       state_components=components, encoder=config.encoder, proprio_keys=proprio_keys,
       proprio_layers=config.proprio_encoder_num_layers,
       proprio_units=config.proprio_encoder_units, stoch=config.state_size,
@@ -154,7 +153,8 @@ def agent(config, obs_space, act_space):
       image_bits=config.image_bits, pcont_label_weight=config.pcont_label_weight,
       overshooting_distance=config.overshooting_distance,
       overshooting_scale=config.overshooting_scale,
-      os_stop_posterior_grad=config.os_stop_posterior_grad, dtype=dtype)
+      os_stop_posterior_grad=config.os_stop_posterior_grad, cnn_depth=config.cnn_depth,
+      dtype=dtype)
   feat = tf.zeros([1, 1, wm.rssm.feature_size])
 
   def make_actor(name):
