@@ -1,0 +1,39 @@
+# Two commands on a fresh Debian machine with Python 3.11:
+#   make train   set up .venv and run a short real training job
+#   make test    set up .venv and run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.installed
+LOGDIR ?= ./logdir/quickstart
+PARAMS ?= {defaults: [dreamer, debug], tasks: [dummy], max_steps: 200}
+RENDER_PACKAGES := libegl1 libopengl0 libgl1-mesa-dri
+
+.PHONY: setup system train test benchmark clean
+
+setup: system $(STAMP)
+
+# Headless MuJoCo rendering needs EGL and Mesa; install them when we are root on Debian.
+system:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    ! dpkg -s $(RENDER_PACKAGES) >/dev/null 2>&1; then \
+	  echo "Installing $(RENDER_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(RENDER_PACKAGES); \
+	fi
+
+$(STAMP): requirements.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -r requirements.txt
+	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+train: setup
+	$(VENV)/bin/python -m dreamer.scripts.train --logdir $(LOGDIR) --params '$(PARAMS)'
+
+test: setup
+	$(VENV)/bin/python -m pytest tests
+
+benchmark: setup
+	$(VENV)/bin/python scripts/benchmark.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,162 @@
+"""The agent's tf.functions, exploration, and behaviour-learning math."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dreamer import config as config_lib
+from dreamer.agents import actor_critic
+from dreamer.envs import registry
+from dreamer.envs.spaces import Box
+from dreamer.networks import distributions
+from dreamer.scripts import build
+
+OBS = {'image': Box(0, 255, (64, 64, 3), np.uint8)}
+
+
+def make_agent(discrete=False, **params):
+  params = dict({'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'cnn_depth': 4,
+                 'imagination_horizon': 3}, **params)
+  if discrete:
+    params['defaults'] = ['dreamer', 'discrete', 'debug']
+  config = config_lib.build_config(params, registry.state_components_checked)
+  act = Box(0, 1, (4,), np.float32, discrete=True) if discrete else Box(-1, 1, (2,))
+  return build.agent(config, OBS, act), config
+
+
+def batch(agent, size=(5, 10)):
+  rng = np.random.default_rng(0)
+  shape = size
+  return {
+      'image': tf.constant(rng.integers(0, 256, shape + (64, 64, 3)), tf.uint8),
+      'action': tf.constant(rng.uniform(-1, 1, shape + (agent.action_size,)), tf.float32),
+      'reward': tf.constant(rng.normal(size=shape), tf.float32),
+      'pcont': tf.fill(shape, 0.99), 'reward_mask': tf.ones(shape + (1,))}
+
+
+def test_train_and_policy_are_traced_once():
+  agent, _ = make_agent()
+  data = batch(agent)
+  for _ in range(3):
+    metrics = agent.train(data)
+  assert agent.train.experimental_get_tracing_count() == 1
+  assert int(agent.updates.numpy()) == 3
+  for key in ('loss/model', 'loss/action', 'loss/value', 'optimizer_model/grad_norm'):
+    assert np.isfinite(metrics[key].numpy())
+  state = None
+  obs = {'image': np.zeros((2, 64, 64, 3), np.uint8)}
+  for step in range(4):
+    action, state = agent.policy(obs, state, np.array([step == 0, False]), [0.3, 0.3])
+    assert action.shape == (2, 2) and np.all(np.abs(action.numpy()) <= 1)
+  assert agent.policy_trace_count() == 1
+
+
+def test_train_updates_every_objective_and_evaluate_does_not():
+  agent, _ = make_agent()
+  data = batch(agent)
+  before = [v.numpy().copy() for v in agent.trainable_variables]
+  agent.evaluate(data)
+  assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, agent.trainable_variables))
+  agent.train(data)
+  changed = {name: any(not np.array_equal(b, v.numpy()) for b, v in zip(
+      before, agent.trainable_variables) if v.ref() in {x.ref() for x in variables})
+      for name, variables in agent._variables.items()}
+  assert all(changed.values()), changed
+
+
+def test_cut_imagination_gradient_leaves_actor_without_gradient(monkeypatch):
+  agent, _ = make_agent()
+  original = actor_critic.imagine
+
+  def cut(rssm, actor, start, horizon, stop_grad):
+    return tf.nest.map_structure(tf.stop_gradient, original(rssm, actor, start, horizon, stop_grad))
+
+  monkeypatch.setattr(actor_critic, 'imagine', cut)
+  agent, _ = make_agent(debug=False)  # Debug mode would stop on the zero gradient.
+  metrics = agent.train(batch(agent))
+  assert float(metrics['optimizer_action/grad_norm']) == 0.0
+
+
+def test_straight_through_onehot_gradient_reaches_logits():
+  logits = tf.Variable([[0.1, 0.5, -0.2]])
+  weights = tf.constant([[1.0, 2.0, 3.0]])
+  with tf.GradientTape() as tape:
+    sample = distributions.OneHotDist(logits).sample()
+    objective = tf.reduce_sum(sample * weights)
+  grad = tape.gradient(objective, logits).numpy()
+  assert np.abs(grad).sum() > 0
+  np.testing.assert_allclose(sample.numpy().sum(), 1.0)
+  assert set(np.round(sample.numpy().ravel(), 5)) <= {0.0, 1.0}
+
+
+def test_epsilon_greedy_rate():
+  tf.random.set_seed(0)
+  agent, _ = make_agent(discrete=True)
+  count, epsilon = 4000, 0.3
+  greedy = tf.one_hot(tf.fill([count], 2), 4)
+  noisy = agent._explore(greedy, tf.fill([count], epsilon), 'epsilon_greedy').numpy()
+  assert np.all(noisy.sum(-1) == 1)
+  changed = np.mean(np.argmax(noisy, -1) != 2)
+  expected = epsilon * (1 - 1 / 4)  # A random action can be the greedy one.
+  assert abs(changed - expected) < 4 * np.sqrt(expected * (1 - expected) / count)
+  unexplored = agent._explore(greedy, tf.zeros([count]), 'epsilon_greedy').numpy()
+  np.testing.assert_array_equal(unexplored, greedy.numpy())
+
+
+def test_discrete_policy_acts_with_one_hot_vectors():
+  agent, _ = make_agent(discrete=True)
+  obs = {'image': np.zeros((3, 64, 64, 3), np.uint8)}
+  action, _ = agent.policy(obs, None, np.ones(3, bool), np.full(3, 0.1), 'policy_sample',
+                           'epsilon_greedy')
+  np.testing.assert_allclose(action.numpy().sum(-1), 1.0, atol=1e-6)
+
+
+class _Head:
+  def __init__(self, fn):
+    self._fn = fn
+
+  def __call__(self, feat):
+    import tensorflow_probability as tfp
+    return tfp.distributions.Deterministic(self._fn(feat))
+
+
+def test_pcont_terminal_step_zeroes_later_weights():
+  ac = actor_critic.ActorCritic(
+      actor=None, value=_Head(lambda f: tf.zeros(tf.shape(f)[:-1])),
+      discount=1.0, lambda_=1.0, loss_pcont=True, pcont_weight=True)
+  feat = tf.constant([[[1.0, 1.0], [1.0, 0.0], [1.0, 1.0], [1.0, 1.0]]])
+  reward = _Head(lambda f: f[..., 0])
+  pcont = _Head(lambda f: f[..., 1])  # The second imagined state is terminal.
+  objective = ac.actor_objective(feat, reward, pcont)
+  # Returns over 3 steps (bootstrap from the 4th): [1 + 1 * (1 + 0), 1 + 0, 1 + 1 * 0];
+  # weights [1, 1, 0]: the step after the terminal one counts for nothing.
+  assert float(objective) == pytest.approx((2 + 1 + 0) / 3)
+
+
+def test_cem_finds_the_optimum_of_a_quadratic_reward():
+  from dreamer.agents import planet
+  target = tf.constant([0.5, -0.3])
+
+  class Rssm:
+    def imagine(self, actions, state):
+      return {'action': actions}
+
+    def features(self, state):
+      return state['action']
+
+  class Model:
+    rssm = Rssm()
+    heads = {'reward': _Head(lambda a: -tf.reduce_sum((a - target) ** 2, -1))}
+
+  planner = planet.CEMPlanner(Model(), action_size=2, horizon=4, beams=500, iterations=8,
+                              topk=50, objective='reward')
+  tf.random.set_seed(1)
+  action = planner.plan({'belief': tf.zeros([3, 1])})
+  np.testing.assert_allclose(action.numpy(), np.tile(target.numpy(), (3, 1)), atol=0.05)
+
+
+def test_tanh_normal_mode_and_log_prob_are_finite_at_the_bounds():
+  dist = distributions.tanh_normal(tf.zeros([2, 3]), tf.ones([2, 3]))
+  assert np.all(np.abs(dist.mode().numpy()) <= 1)
+  assert np.all(np.isfinite(dist.log_prob(tf.ones([2, 3])).numpy()))
+  assert dist.entropy().shape == (2,)

@@ -1,0 +1,82 @@
+"""Episode streams and chunk sampling."""
+
+import itertools
+import functools
+
+import numpy as np
+import pytest
+
+from dreamer.data import episodes
+from dreamer.data import loaders
+
+
+def write(directory, length, marker):
+  episode = {
+      'step': np.arange(length, dtype=np.float32),
+      'marker': np.full(length, marker, np.float32),
+      'reward': np.zeros(length, np.float32),
+      'pcont': np.ones(length, np.float32),
+  }
+  return episodes.save_episode(directory, episode)
+
+
+def reader(episode):
+  return episodes.process_episode(episode)
+
+
+def test_chunks_never_cross_an_episode_end(tmp_path):
+  for marker, length in enumerate([10, 13, 25, 40, 9]):
+    write(tmp_path, length, marker)
+  rng = np.random.default_rng(0)
+  stream = loaders.make_loader('cache', tmp_path, rng, reader, every=20)
+  for batch in itertools.islice(loaders.chunk_batches(stream, 4, 10, 1, rng), 50):
+    assert batch['step'].shape == (4, 10)
+    for row in range(4):
+      assert len(set(batch['marker'][row])) == 1  # One episode per chunk.
+      np.testing.assert_array_equal(np.diff(batch['step'][row]), 1)  # Consecutive steps.
+      assert batch['marker'][row][0] != 4  # The 9-step episode is too short for a chunk.
+
+
+def test_several_chunks_per_episode_are_consecutive(tmp_path):
+  write(tmp_path, 50, 0)
+  rng = np.random.default_rng(1)
+  stream = loaders.make_loader('cache', tmp_path, rng, reader, every=3)
+  batch = next(loaders.chunk_batches(stream, 4, 10, 0, rng))  # n = 50 // 10 - 1 = 4.
+  starts = batch['step'][:, 0]
+  np.testing.assert_array_equal(np.diff(starts), 10)
+
+
+@pytest.mark.parametrize('kind', ['cache', 'recent', 'window', 'reload', 'dummy'])
+def test_loaders_yield_whole_episodes_and_see_new_files(tmp_path, kind):
+  write(tmp_path, 12, 0)
+  rng = np.random.default_rng(2)
+  stream = loaders.make_loader(kind, tmp_path, rng, reader, every=2, window=5)
+  first = next(stream)
+  assert len(first['step']) == 12
+  if kind == 'dummy':
+    return
+  write(tmp_path, 15, 1)
+  markers = {float(next(stream)['marker'][0]) for _ in range(20)}
+  assert markers == {0.0, 1.0}
+
+
+def test_cache_size_bounds_memory(tmp_path):
+  for marker in range(6):
+    write(tmp_path, 12, marker)
+  rng = np.random.default_rng(3)
+  stream = loaders.cache_loader(tmp_path, 50, rng, reader, max_size=2)
+  markers = {float(next(stream)['marker'][0]) for _ in range(50)}
+  assert len(markers) == 2
+
+
+def test_dataset_batches_from_directory(tmp_path):
+  from dreamer.data import pipeline
+  for marker in range(3):
+    ep = {'image': np.zeros((20, 64, 64, 3), np.uint8), 'action': np.zeros((20, 2), np.float32),
+          'reward': np.ones(20, np.float32), 'pcont': np.ones(20, np.float32)}
+    episodes.save_episode(tmp_path, ep)
+  dataset = pipeline.make_dataset(tmp_path, batch=3, length=8, every=3)
+  batch = next(iter(dataset))
+  assert batch['image'].shape == (3, 8, 64, 64, 3) and batch['image'].dtype.name == 'uint8'
+  assert batch['reward_mask'].shape == (3, 8, 1)
+  np.testing.assert_allclose(batch['pcont'].numpy(), 0.99)

@@ -1,0 +1,150 @@
+"""End-to-end runs through dreamer.scripts.train.main(args) on the dummy task."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from dreamer.data import episodes
+from dreamer.scripts import train
+
+SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
+         'imagination_horizon': 3, 'isolate_envs': 'none'}
+
+
+def run(logdir, params, num_runs=1, resume_runs=True):
+  args = types.SimpleNamespace(logdir=str(logdir), params=params, num_runs=num_runs,
+                               resume_runs=resume_runs, ping_every=0)
+  return train.main(args)
+
+
+def event_tags(directory):
+  tags = set()
+  for path in directory.glob('events.out.tfevents.*'):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      tags.update(value.tag for value in event.summary.value)
+  return tags
+
+
+def check_run(run_dir, action_size=5):
+  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+  train_files = episodes.list_episodes(run_dir / 'train_episodes')
+  test_files = episodes.list_episodes(run_dir / 'test_episodes')
+  assert len(train_files) >= 2 and len(test_files) >= 2
+  episode = episodes.load_episode(train_files[-1])
+  assert episode['image'].shape == (21, 64, 64, 3) and episode['image'].dtype == np.uint8
+  assert episode['action'].shape == (21, action_size)
+  assert (run_dir / 'checkpoint').exists()
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-40')
+  tags = event_tags(run_dir / 'train')
+  for tag in ('model/loss', 'model/kl', 'model/prior_entropy', 'model/posterior_entropy',
+              'model/image_log_prob', 'model/grad_norm', 'train/return', 'train/length',
+              'general/fps', 'general/updates_per_second', 'general/env_frames',
+              'train_dataset/episodes'):
+    assert tag in tags, tag
+  test_tags = event_tags(run_dir / 'test')
+  assert {'test/return', 'test/length', 'test/score', 'model/loss'} <= test_tags
+  records = [json.loads(line) for line in open(run_dir / 'metrics.jsonl')]
+  frames = [r['env_frames'] for r in records]
+  assert frames == sorted(frames) and frames[-1] > 0
+  return tags
+
+
+def test_dreamer_debug(tmp_path):
+  done = run(tmp_path, SMOKE)
+  assert [d.name for d in done] == ['00001']
+  tags = check_run(tmp_path / '00001')
+  assert {'actor/loss', 'actor/grad_norm', 'value/loss', 'value/grad_norm'} <= tags
+  config = yaml.safe_load((tmp_path / '00001' / 'config.yaml').read_text())
+  assert config['model_size'] == 10 and config['max_steps'] == 40
+
+
+def test_dreamer_discrete_actions(tmp_path):
+  params = dict(SMOKE, action_head_dist='onehot_score', action_noise_type='epsilon_greedy')
+  # The dummy task has continuous actions; this builds the one-hot head on a one-hot
+  # variant of it, as the original's test did with its dummy one-hot task.
+  params['tasks'] = ['dummy_discrete']
+  run(tmp_path, params)
+  check_run(tmp_path / '00001', action_size=5)
+  episode = episodes.load_episode(episodes.list_episodes(tmp_path / '00001' / 'test_episodes')[-1])
+  actions = episode['action'][1:]
+  np.testing.assert_allclose(actions.sum(-1), 1.0, atol=1e-5)
+
+
+def test_dreamer_value_target(tmp_path):
+  run(tmp_path, dict(SMOKE, value_target_head=True))
+  check_run(tmp_path / '00001')
+
+
+def test_actor_only(tmp_path):
+  params = dict(SMOKE, defaults=['actor', 'debug'])
+  run(tmp_path, params)
+  tags = check_run(tmp_path / '00001')
+  assert 'actor/loss' in tags and 'value/loss' not in tags
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path):
+  run(tmp_path, SMOKE)
+  run_dir = tmp_path / '00001'
+  frames_before = [json.loads(l)['env_frames'] for l in open(run_dir / 'metrics.jsonl')][-1]
+  train_before = len(episodes.list_episodes(run_dir / 'train_episodes'))
+  # Extend the finished run: drop DONE and raise max_steps in its stored config.
+  (run_dir / 'DONE').unlink()
+  config = yaml.safe_load((run_dir / 'config.yaml').read_text())
+  config['max_steps'] = 80
+  (run_dir / 'config.yaml').write_text(yaml.safe_dump(config))
+  run(tmp_path, SMOKE)
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-80')
+  log = [json.loads(l) for l in open(run_dir / 'metrics.jsonl')]
+  new = log[len(log) - len([r for r in log if r['env_frames'] > frames_before]):]
+  assert new and min(r['env_frames'] for r in new) > frames_before
+  assert len(episodes.list_episodes(run_dir / 'train_episodes')) > train_before
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_dir)))
+  updates = [k for k in reader.get_variable_to_shape_map() if k.startswith('agent/updates')]
+  assert reader.get_tensor(updates[0]) == 16  # 8 train iterations per 40 steps, twice.
+
+
+def test_num_runs_with_fresh_directories(tmp_path):
+  run(tmp_path, dict(SMOKE, max_steps=10), num_runs=2, resume_runs=False)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['00001', '00002']
+  assert all((tmp_path / name / 'DONE').exists() for name in ('00001', '00002'))
+
+
+def cli(*args, cwd=None):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  return subprocess.run([sys.executable, '-m', 'dreamer.scripts.train', *args],
+                        capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize('params, message', [
+    ('{tasks: [walker_runn]}', "unknown task 'walker_runn'; closest: walker_run"),
+    ('{defaults: [dreamer, debg], tasks: [dummy]}', "unknown preset 'debg'"),
+    ('{tasks: [dummy', 'not valid YAML'),
+    ('[dummy]', 'must be a YAML mapping'),
+    ('{tasks: [dummy], modl_size: 3}', 'Found unused config overrides: modl_size'),
+    ('{tasks: [dummy], batch_shape: [0, 5]}', 'batch_shape must be positive'),
+])
+def test_bad_params_fail_with_one_line(tmp_path, params, message):
+  result = cli('--logdir', str(tmp_path / 'logs'), '--params', params)
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], result.stderr
+  assert not (tmp_path / 'logs').exists()
+
+
+def test_bad_logdir_and_flags(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('keep me')
+  result = cli('--logdir', str(blocker), '--params', '{tasks: [dummy]}')
+  assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+  assert 'file' in result.stderr and blocker.read_text() == 'keep me'
+  result = cli('--logdir', '/proc/dreamer-test', '--params', '{tasks: [dummy]}')
+  assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+  result = cli('--logdir', str(tmp_path), '--resume_runs', 'maybe')
+  assert result.returncode == 2 and 'True or False' in result.stderr

@@ -1,0 +1,126 @@
+"""Presets, merge order and the one-line errors of bad params."""
+
+import pytest
+import yaml
+
+from dreamer import config as config_lib
+from dreamer.envs import registry
+from dreamer.scripts import train
+
+
+def build(params):
+  return config_lib.build_config(params, registry.state_components_checked)
+
+
+def test_every_preset_key_has_a_default():
+  base = config_lib.load_preset('dreamer')
+  for name in config_lib.presets():
+    for key in config_lib.load_preset(name):
+      assert key in base, f'{name}.yaml sets {key}, which dreamer.yaml lacks'
+
+
+def test_presets_apply_in_order_and_later_presets_win():
+  config = build({'defaults': ['dreamer', 'pcont', 'discrete', 'atari'], 'tasks': ['dummy']})
+  assert config.train_action_noise == 0.4  # discrete after dreamer: the original kept 0.3
+  assert config.action_noise_type == 'epsilon_greedy'
+  assert config.gradient_heads == ['image', 'reward', 'pcont']
+  assert config.max_length == 27000
+  swapped = build({'defaults': ['discrete', 'dreamer'], 'tasks': ['dummy']})
+  assert swapped.train_action_noise == 0.3
+
+
+def test_user_keys_win_over_presets():
+  config = build({'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'model_size': 7})
+  assert config.model_size == 7
+  assert config.state_size == 5  # from debug
+
+
+def test_derived_defaults_are_resolved():
+  config = build({'tasks': ['dummy'], 'batch_shape': [4, 8]})
+  assert config.test_steps == 4
+  assert config.checkpoint_every == 40
+  assert config.train_log_every == config.train_steps
+  assert config.collect_episodes == config.num_envs
+  assert config.train_planner_objective == 'reward_value'
+  assert isinstance(config.seed, int)
+
+
+def test_unknown_keys_fail_naming_every_one():
+  with pytest.raises(config_lib.ConfigError) as error:
+    build({'tasks': ['dummy'], 'modelsize': 3, 'zzz_key': 1})
+  message = str(error.value)
+  assert message.startswith('Found unused config overrides: modelsize, zzz_key')
+  assert 'model_size' in message and '\n' not in message
+
+
+def test_state_component_keys_are_known_for_their_task():
+  config = build({'tasks': ['cheetah_run'], 'position_loss_scale': 0.5, 'velocity_layers': 2})
+  assert config['position_loss_scale'] == 0.5
+  with pytest.raises(config_lib.ConfigError, match='position_loss_scale'):
+    build({'tasks': ['dummy'], 'position_loss_scale': 0.5})
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'model_size': 'big'}, 'model_size must be an integer'),
+    ({'model_size': 2.5}, 'model_size must be an integer'),
+    ({'value_head': 'yes'}, 'value_head must be True or False'),
+    ({'model_lr': 'fast'}, 'model_lr must be a number'),
+    ({'batch_shape': [5]}, 'batch_shape must be two integers'),
+    ({'batch_shape': [0, 10]}, 'batch_shape must be positive'),
+    ({'train_steps': -5}, 'train_steps must be positive'),
+    ({'loader': 'magic'}, 'loader must be one of'),
+    ({'tasks': 'nope'}, None),
+    ({'defaults': ['dreamer', 'nosuch']}, "unknown preset 'nosuch'"),
+    ({'cpc_head': True}, 'not supported'),
+    ({'train_collects': [{'bogus': 1}]}, 'Invalid key bogus'),
+])
+def test_bad_values_fail_with_one_line(params, message):
+  params = dict({'tasks': ['dummy']}, **params)
+  if message is None:
+    config = build(params)  # A single string is accepted as a one-task list.
+    assert config.tasks == ['nope']
+    return
+  with pytest.raises(config_lib.ConfigError) as error:
+    build(params)
+  assert message in str(error.value)
+  assert '\n' not in str(error.value)
+
+
+def test_numbers_in_exponent_notation_are_accepted():
+  config = build(config_lib.parse_params('{tasks: [dummy], max_steps: 5e7, model_lr: 1e-3}'))
+  assert config.max_steps == 50_000_000 and config.model_lr == 0.001
+
+
+@pytest.mark.parametrize('text, message', [
+    ('[1, 2]', 'must be a YAML mapping'),
+    ('{tasks: [dummy', 'not valid YAML'),
+    ('just words', 'must be a YAML mapping'),
+])
+def test_params_that_are_not_a_mapping(text, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.parse_params(text)
+
+
+def test_original_readme_commands_parse():
+  for text in [
+      '{defaults: [dreamer, debug], tasks: [dummy]}',
+      '{defaults: [dreamer], tasks: [walker_run]}',
+      '{defaults: [dreamer, pcont, discrete, atari], tasks: [atari_boxing]}',
+      '{defaults: [dreamer, discrete], tasks: [dmlab_collect]}',
+      '{train_planner: cem# test_planner: cem# planner_objective: reward# action_head: False# '
+      'value_head: False# imagination_horizon: 0}',
+  ]:
+    train.build_config(config_lib.parse_params(text))
+
+
+def test_unknown_task_lists_closest_names():
+  with pytest.raises(registry.UnknownTaskError, match='closest: walker_run'):
+    train.build_config({'tasks': ['walker_runn']})
+
+
+def test_config_is_written_once_and_preferred_on_resume(tmp_path):
+  first = train.build_config({'tasks': ['dummy'], 'model_size': 11}, tmp_path)
+  stored = yaml.safe_load((tmp_path / 'config.yaml').read_text())
+  assert stored['model_size'] == 11 and stored['seed'] == first.seed
+  again = train.build_config({'tasks': ['dummy'], 'model_size': 99}, tmp_path)
+  assert again.model_size == 11 and again.seed == first.seed
