@@ -67,9 +67,20 @@ def _check_logdir(logdir):
   if not os.path.isdir(existing):
     where = 'is a file' if existing == logdir else "lies under the file '%s'" % existing
     raise RunDirError("Log directory '%s' %s, not a directory." % (logdir, where))
+  where = '' if existing == logdir else " (its ancestor '%s')" % existing
   if not os.access(existing, os.W_OK | os.X_OK):
-    where = '' if existing == logdir else " (its ancestor '%s')" % existing
     raise RunDirError("Log directory '%s'%s is not writable." % (logdir, where))
+  # Permission bits do not tell the whole story (root, read-only or special file
+  # systems), so try to write for real.
+  try:
+    os.makedirs(logdir, exist_ok=True)
+    probe = os.path.join(logdir, '.write-test-%s' % uuid.uuid4().hex)
+    with open(probe, 'w') as f:
+      f.write('x')
+    os.remove(probe)
+  except OSError as e:
+    raise RunDirError("Log directory '%s'%s is not writable: %s." % (
+        logdir, where, e.strerror or e)) from None
 
 
 def _run_numbers(num_runs, ping_every):
