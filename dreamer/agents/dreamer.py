@@ -201,18 +201,3 @@ class _Untracked:
 
   def values(self):
     return self._items.values()
-
-
-def noise_scale(scale, ramp, minimum, step, factors, num_envs):
-  """Exploration scale per env at a trainer phase step (SPEC 8.7), as numpy-friendly floats."""
-  if ramp == 0:
-    factor = 1.0
-  elif ramp > 0:
-    factor = min(step / ramp, 1.0)
-  else:
-    factor = 1.0 - min(step / abs(ramp), 1.0)
-  value = max(minimum, factor) * scale
-  factors = list(factors) or [1.0] * num_envs
-  if len(factors) != num_envs:
-    raise ValueError(f'{len(factors)} action noise factors for {num_envs} envs')
-  return [value * f for f in factors]

@@ -42,11 +42,25 @@ class Collection:
       return False
     return (s - self._after) % self._every < batch
 
+  @property
+  def noise_type(self):
+    return self._noise['type']
+
   def noise(self, phase_step):
-    from dreamer.agents.dreamer import noise_scale  # Keeps this module free of TF at import.
+    """Exploration scale per env at a trainer phase step (SPEC 8.7)."""
     n = self._noise
-    return noise_scale(n['scale'], n['ramp'], n['min'], phase_step, n['factors'],
-                       len(self.envs))
+    ramp = n['ramp']
+    if ramp == 0:
+      factor = 1.0
+    elif ramp > 0:
+      factor = min(phase_step / ramp, 1.0)
+    else:
+      factor = 1.0 - min(phase_step / abs(ramp), 1.0)
+    value = max(n['min'], factor) * n['scale']
+    factors = n['factors'] or [1.0] * len(self.envs)
+    if len(factors) != len(self.envs):
+      raise ValueError(f'{len(factors)} action noise factors for {len(self.envs)} envs')
+    return [value * f for f in factors]
 
   def run(self, policy, noise):
     """Steps until enough episodes and agent steps are done; returns finished episodes.

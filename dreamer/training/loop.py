@@ -179,7 +179,7 @@ class Trainer:
 
     def policy(obs, state, reset, scales):
       action, state = self.agent.policy(
-          obs, state, reset, scales, collection.planner, collection._noise['type'])
+          obs, state, reset, scales, collection.planner, collection.noise_type)
       return action.numpy(), state
 
     return collection.run(policy, noise)
