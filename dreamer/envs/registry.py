@@ -97,7 +97,9 @@ def _snake(name):
 def _build_tasks():
   tasks = [Task('dummy', 'dummy', 1),
            Task('dummy_discrete', 'dummy', 1, options=(('discrete', True),)),
-           Task('toy_reach', 'toy', 1, ('position',))]
+           Task('toy_reach', 'toy', 1, ('position',)),
+           Task('toy_reach_right', 'toy', 1, ('position',),
+                options=(('start', -1.0), ('goals', (1.0,))))]
   for name, domain, task, components in _DMC:
     quadruped = domain == 'quadruped'
     tasks.append(Task(name, 'dmc', 2, components, rendered=True, options=(

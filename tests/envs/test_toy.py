@@ -40,3 +40,20 @@ def test_frames_show_the_dot_moving():
   assert first.dtype == np.uint8 and first.shape == (64, 64, 3)
   assert not np.array_equal(first[..., 0], second[..., 0])
   np.testing.assert_array_equal(first[..., 1], second[..., 1])
+
+
+def test_reach_right_random_play_scores_low_and_moving_right_high():
+  env = toy.ReachDot(start=-1.0, goals=(1.0,), seed=0)
+  rng = np.random.default_rng(0)
+
+  def episode(policy):
+    env.reset()
+    total, done = 0.0, False
+    while not done:
+      _, reward, done, _ = env.step(policy())
+      total += reward
+    return total
+
+  random = np.mean([episode(lambda: rng.uniform(-1, 1, 1)) for _ in range(100)])
+  assert random < 4.0
+  assert episode(lambda: np.ones(1)) == 16.5
