@@ -18,13 +18,12 @@ class Dreamer(tf.Module):
     horizon: imagination horizon H (0: no behaviour learning).
     skip_last: drop this many last time steps of each posterior sequence as starts.
     discrete: actions are one-hot vectors.
-    target_period, target_update: value-target copy schedule in trainer steps.
     encoder_keys: observation keys the encoder reads when acting.
   """
 
   def __init__(self, world_model, actor_critic, optimizers, *, planner=None, batch_size=50,
                horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
-               target_period=50000, target_update=1.0, encoder_keys=('image',),
+               encoder_keys=('image',),
                debug=False, jit=False, name='agent'):
     super().__init__(name=name)
     self.world_model = world_model
@@ -37,8 +36,6 @@ class Dreamer(tf.Module):
     self._skip_last = skip_last
     self._stop_grad = stop_grad_pre_action
     self._discrete = discrete
-    self._target_period = target_period
-    self._target_update = target_update
     self._encoder_keys = tuple(encoder_keys)
     self._debug = debug
     self._variables = self._partition()
@@ -83,7 +80,13 @@ class Dreamer(tf.Module):
       metrics['action'] = objective
       losses['action'] = -objective * action_scale
       if self.actor_critic.value is not None:
-        value_loss = self.actor_critic.value_loss(feat, wm.heads['reward'], wm.heads['pcont'])
+        value_feat = feat
+        if self.actor_critic.action_target is not None:
+          # The value model learns from trajectories of the slowly updated target actor.
+          value_feat = wm.rssm.features(ac_lib.imagine(
+              wm.rssm, self.actor_critic.action_target, start, self._horizon, self._stop_grad))
+        value_loss = self.actor_critic.value_loss(
+            value_feat, wm.heads['reward'], wm.heads['pcont'])
         metrics['value'] = value_loss
         losses['value'] = value_loss * value_scale
       metrics['imagined_reward'] = tf.reduce_mean(wm.heads['reward'](feat).mode())
@@ -118,17 +121,8 @@ class Dreamer(tf.Module):
     return result
 
   def _update_targets(self):
-    ac = self.actor_critic
-    if ac is None or ac.value_target is None:
-      return
-    step = self.updates * self._batch
-
-    def copy():
-      ac.update_targets(tf.where(self.updates == 0, 1.0, self._target_update))
-      return tf.constant(True)
-
-    due = tf.logical_or(self.updates == 0, step % self._target_period < self._batch)
-    tf.cond(due, copy, lambda: tf.constant(False))
+    if self.actor_critic is not None:
+      self.actor_critic.update_targets(self.updates * self._batch, self._batch)
 
   def initial_state(self, num_envs):
     latent = self.world_model.rssm.initial(num_envs)

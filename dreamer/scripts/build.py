@@ -172,20 +172,28 @@ def agent(config, obs_space, act_space):
     head(feat)
     return head
 
+  if config.action_target_head and not config.value_head:
+    raise BuildError('action_target_head needs value_head: True; the target actor only '
+                     "drives the value model's imagination")
   behaviour = None
   if config.action_head:
     value = make_value('head_value') if config.value_head else None
     target = make_value('head_value_target') if config.value_head and \
         config.value_target_head else None
+    action_target = make_actor('head_action_target') if config.action_target_head else None
     behaviour = actor_critic.ActorCritic(
-        make_actor('head_action'), value, target,
+        make_actor('head_action'), value, target, action_target,
         discount=config.action_discount, lambda_=config.action_lambda,
         bootstrap=config.action_bootstrap, loss_pcont=config.action_loss_pcont,
         pcont_stop_grad=config.action_pcont_stop_grad,
         pcont_weight=config.action_pcont_weight, value_discount=config.value_discount,
         value_lambda=config.value_lambda, value_bootstrap=config.value_bootstrap,
         value_loss_pcont=config.value_loss_pcont, value_pcont_weight=config.value_pcont_weight,
-        action_loss_scale=config.action_loss_scale, value_loss_scale=config.value_loss_scale)
+        action_loss_scale=config.action_loss_scale, value_loss_scale=config.value_loss_scale,
+        value_target_period=config.value_target_period,
+        value_target_update=config.value_target_update,
+        action_target_period=config.action_target_period,
+        action_target_update=config.action_target_update)
   if config.value_head and not config.action_head:
     raise BuildError('value_head: True needs action_head: True')
   optimizers = {'model': optimizer.Optimizer(
@@ -216,7 +224,6 @@ def agent(config, obs_space, act_space):
       wm, behaviour, optimizers, planner=planner, batch_size=config.batch_shape[0],
       horizon=config.imagination_horizon, skip_last=config.imagination_skip_last,
       stop_grad_pre_action=config.stop_grad_pre_action, discrete=discrete,
-      target_period=config.value_target_period, target_update=config.value_target_update,
       encoder_keys=encoder_keys, debug=config.debug, jit=config.jit)
 
 
