@@ -13,7 +13,8 @@ class Dreamer(tf.Module):
     actor_critic: agents.actor_critic.ActorCritic, or None (PlaNet).
     optimizers: dict of name -> Optimizer for 'model', every non-gradient head, and
       'action' / 'value' when those exist.
-    planner: an object with plan(rssm_state) -> actions, for the 'cem' planner, or None.
+    planners: dict of planner name -> object with plan(rssm_state) -> actions (CEM);
+      `policy` uses one when given its name.
     batch_size: B; trainer steps advance by B per update.
     horizon: imagination horizon H (0: no behaviour learning).
     skip_last: drop this many last time steps of each posterior sequence as starts.
@@ -21,7 +22,7 @@ class Dreamer(tf.Module):
     encoder_keys: observation keys the encoder reads when acting.
   """
 
-  def __init__(self, world_model, actor_critic, optimizers, *, planner=None, batch_size=50,
+  def __init__(self, world_model, actor_critic, optimizers, *, planners=None, batch_size=50,
                horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
                encoder_keys=('image',),
                debug=False, jit=False, name='agent'):
@@ -29,7 +30,7 @@ class Dreamer(tf.Module):
     self.world_model = world_model
     self.actor_critic = actor_critic
     self.optimizers = optimizers
-    self.planner = planner
+    self.planners = dict(planners or {})
     self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='updates')
     self._batch = batch_size
     self._horizon = horizon
@@ -157,8 +158,8 @@ class Dreamer(tf.Module):
     embed = wm.embed(data)[:, 0]
     post, _ = wm.rssm.obs_step(latent, prev_action, embed)
     feat = wm.rssm.features(post)
-    if planner == 'cem':
-      action = self.planner.plan(post)
+    if planner in self.planners:
+      action = self.planners[planner].plan(post)
     elif planner == 'policy_mode':
       action = self.actor_critic.actor(feat).mode()
     else:

@@ -62,7 +62,7 @@ def collections(config, run_dir, on_episode, mode):
       name = f"{spec['prefix']}_{spec['name']}_{task_name}"
       result.append(collect.Collection(
           name, envs, on_episode, task=task_name, directory=directory, mode=mode,
-          planner=spec['planner'], num_episodes=spec['num_episodes'],
+          planner=planner_name(spec), num_episodes=spec['num_episodes'],
           num_steps=spec['num_steps'], steps_after=spec['steps_after'],
           steps_every=spec['steps_every'], steps_until=spec['steps_until'],
           noise_type=spec['action_noise_type'], noise_scale=spec['action_noise_scale'],
@@ -76,6 +76,13 @@ def collections(config, run_dir, on_episode, mode):
   if len(set(names)) != len(names):
     raise BuildError(f'{mode}_collects names must be unique, got {names}')
   return result, seeds
+
+
+def planner_name(spec):
+  """The agent's name for a collection's planner: CEM planners differ by objective and horizon."""
+  if spec['planner'] != 'cem':
+    return spec['planner']
+  return f"cem_{spec['objective']}_h{spec['horizon']}"
 
 
 def datasets(config, run_dir):
@@ -126,6 +133,9 @@ def agent(config, obs_space, act_space):
         f"{config.tasks[0]}; use {'the discrete preset' if discrete else 'tanh_normal_tanh'}")
   if 'image' not in obs_space and config.encoder == 'conv':
     raise BuildError(f'{config.tasks[0]} has no image observation; use encoder: proprio')
+  if 'image' not in obs_space and 'image' in gradient_heads:
+    raise BuildError(f'{config.tasks[0]} has no image observation to decode; list its vector '
+                     'observations in gradient_heads (or use all_but_image)')
   proprio_keys = config.proprio_encoder_keys or [
       k for k, v in sorted(obs_space.items()) if k not in ('image', 'reward_mask')
       and v.dtype.kind == 'f']
@@ -211,17 +221,24 @@ def agent(config, obs_space, act_space):
       optimizers['value'] = optimizer.Optimizer(
           'value', config.value_lr, config.optimizer_epsilon,
           config.value_gradient_clipping, mixed)
-  planner = None
-  if 'cem' in (config.train_planner, config.test_planner):
-    planner = planet.CEMPlanner(
-        wm, behaviour.value if behaviour else None, action_size=size, discrete=discrete,
-        horizon=config.planner_horizon, beams=config.planner_beams,
-        iterations=config.planner_iterations, topk=config.planner_topk,
-        objective=config.train_planner_objective, discount=config.planner_discount,
-        lambda_=config.planner_lambda)
+  planners = {}
+  for spec in config_lib.collect_specs(config, 'train') + config_lib.collect_specs(
+      config, 'test'):
+    name = planner_name(spec)
+    if spec['planner'] != 'cem' or name in planners:
+      continue
+    value = behaviour.value if behaviour else None
+    if spec['objective'] == 'reward_value' and value is None:
+      raise BuildError("planner objective reward_value needs value_head: True (PlaNet plans "
+                       'with planner_objective: reward)')
+    planners[name] = planet.CEMPlanner(
+        wm, value, action_size=size, discrete=discrete, horizon=spec['horizon'],
+        beams=config.planner_beams, iterations=config.planner_iterations,
+        topk=config.planner_topk, objective=spec['objective'],
+        discount=config.planner_discount, lambda_=config.planner_lambda)
   encoder_keys = ['image'] if config.encoder == 'conv' else proprio_keys
   return dreamer.Dreamer(
-      wm, behaviour, optimizers, planner=planner, batch_size=config.batch_shape[0],
+      wm, behaviour, optimizers, planners=planners, batch_size=config.batch_shape[0],
       horizon=config.imagination_horizon, skip_last=config.imagination_skip_last,
       stop_grad_pre_action=config.stop_grad_pre_action, discrete=discrete,
       encoder_keys=encoder_keys, debug=config.debug, jit=config.jit)

@@ -238,18 +238,30 @@ def test_cem_plans_inside_one_tf_function_batched_over_envs(monkeypatch):
   agent, config = make_agent(defaults=['planet', 'debug'], planner_beams=30,
                              planner_iterations=2, planner_topk=5, planner_horizon=4)
   assert agent.actor_critic is None and config.test_planner == 'cem'
+  (name, planner), = agent.planners.items()  # Train and test collections share it.
+  assert name == 'cem_reward_h4'
   batch_sizes = []
-  plan = agent.planner.plan
+  plan = planner.plan
 
   def spy(state):
     batch_sizes.append(state['belief'].shape[0])
     return plan(state)
 
-  monkeypatch.setattr(agent.planner, 'plan', spy)
+  monkeypatch.setattr(planner, 'plan', spy)
   obs = {'image': np.zeros((2, 64, 64, 3), np.uint8)}
   state = None
   for step in range(3):
-    action, state = agent.policy(obs, state, np.array([step == 0, False]), [0.0, 0.0], 'cem')
+    action, state = agent.policy(obs, state, np.array([step == 0, False]), [0.0, 0.0], name)
     assert action.shape == (2, 2) and np.all(np.abs(action.numpy()) <= 1)
   # Traced once for both envs together; later steps run the graph without Python.
   assert agent.policy_trace_count() == 1 and batch_sizes == [2]
+
+
+def test_train_and_test_collections_plan_with_their_own_objective():
+  agent, _ = make_agent(train_planner='cem', test_planner='cem',
+                        train_planner_objective='reward', test_planner_objective='reward_value',
+                        planner_beams=10, planner_topk=2)
+  assert sorted(agent.planners) == ['cem_reward_h12', 'cem_reward_value_h12']
+  assert agent.planners['cem_reward_value_h12']._value is agent.actor_critic.value
+  with pytest.raises(build.BuildError, match='reward_value needs value_head'):
+    make_agent(defaults=['planet', 'debug'], test_planner_objective='reward_value')
