@@ -24,8 +24,7 @@ class Dreamer(tf.Module):
 
   def __init__(self, world_model, actor_critic, optimizers, *, planners=None, batch_size=50,
                horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
-               encoder_keys=('image',),
-               debug=False, jit=False, name='agent'):
+               encoder_keys=('image',), debug=False, jit=False, name='agent'):
     super().__init__(name=name)
     self.world_model = world_model
     self.actor_critic = actor_critic
@@ -162,8 +161,11 @@ class Dreamer(tf.Module):
       action = self.planners[planner].plan(post)
     elif planner == 'policy_mode':
       action = self.actor_critic.actor(feat).mode()
-    else:
+    elif planner == 'policy_sample':
       action = self.actor_critic.actor(feat).sample()
+    else:
+      raise ValueError(f"no planner '{planner}'; this agent has policy_sample, policy_mode"
+                       + ''.join(f', {name}' for name in self.planners))
     action = tf.cast(action, tf.float32)
     action = self._explore(action, noise_scale, noise_type)
     return action, (post, action)
