@@ -42,8 +42,8 @@ _CHOICES = {
     'planner_objective': ['reward', 'reward_value'],
     'train_planner_objective': [None, 'reward', 'reward_value'],
     'test_planner_objective': [None, 'reward', 'reward_value'],
-    'action_source': ['model'],
-    'value_source': ['model'],
+    'action_source': ['model', 'dataset'],
+    'value_source': ['model', 'dataset'],
     'precision': [16, 32],
 }
 # Keys that must be positive (or, for lists, hold positive numbers).
@@ -54,6 +54,7 @@ _POSITIVE = [
     'image_bits', 'planner_beams', 'planner_iterations', 'planner_topk', 'planner_horizon',
     'proprio_encoder_units', 'cnn_depth', 'model_lr', 'value_lr', 'action_lr', 'default_lr',
     'optimizer_epsilon', 'max_length', 'action_layers', 'value_layers', 'reward_layers',
+    'value_target_period', 'action_target_period',
 ]
 _NON_NEGATIVE = [
     'num_seed_episodes', 'num_seed_steps', 'collect_steps', 'imagination_horizon',
@@ -61,13 +62,14 @@ _NON_NEGATIVE = [
     'overshooting_distance', 'imagination_skip_last',
 ]
 # Research options of the original that this implementation does not provide. Setting one
-# to anything but its default is an error rather than a silent no-op.
-UNSUPPORTED = {
-    'cpc_head': False, 'return_head': False, 'value_maxent': False, 'action_beta': 0.0,
-    'action_beta_dims_value': None, 'state_beta': 0.0, 'global_div_scale': 0.0,
-    'action_model_horizon': None, 'value_model_horizon': None, 'objective_value_ramp': 0,
-    'action_target_head': False,
-}
+# to anything but its default (in dreamer.yaml) is an error rather than a silent no-op.
+UNSUPPORTED = [
+    'cpc_head', 'cpc_head_dist', 'cpc_head_std', 'cpc_head_layers', 'cpc_contrast',
+    'cpc_batch_amount', 'cpc_time_amount', 'return_head', 'value_maxent', 'action_beta',
+    'action_beta_dims_value', 'state_beta', 'global_div_scale', 'action_model_horizon',
+    'value_model_horizon', 'objective_value_ramp', 'action_source', 'value_source',
+    'seed_episode_rewards',
+]
 # Keys of one collection spec (train_collects / test_collects).
 COLLECT_KEYS = [
     'name', 'prefix', 'mode', 'give_rewards', 'horizon', 'objective', 'planner', 'num_envs',
@@ -179,7 +181,7 @@ def build_config(params, state_components=None):
   for key in sorted(merged):
     merged[key] = _check(key, merged[key], base.get(key, 1.0))
   _check_ranges(merged)
-  _check_unsupported(merged)
+  _check_unsupported(merged, base)
   _resolve(merged)
   return Config(merged)
 
@@ -315,8 +317,9 @@ def _check_ranges(c):
     raise ConfigError('policy planners need action_head: True (or use train_planner: cem)')
 
 
-def _check_unsupported(c):
-  for key, default in UNSUPPORTED.items():
+def _check_unsupported(c, defaults):
+  for key in UNSUPPORTED:
+    default = defaults[key]
     if c[key] != default:
       raise ConfigError(
           f'{key}: {c[key]!r} is a research option of the original that is not supported here; '

@@ -72,6 +72,8 @@ def test_state_component_keys_are_known_for_their_task():
     ({'tasks': 'nope'}, None),
     ({'defaults': ['dreamer', 'nosuch']}, "unknown preset 'nosuch'"),
     ({'cpc_head': True}, 'not supported'),
+    ({'action_source': 'dataset'}, 'action_source: \'dataset\' is a research option'),
+    ({'value_target_period': 0}, 'value_target_period must be positive'),
     ({'train_collects': [{'bogus': 1}]}, 'Invalid key bogus'),
 ])
 def test_bad_values_fail_with_one_line(params, message):
@@ -84,6 +86,28 @@ def test_bad_values_fail_with_one_line(params, message):
     build(params)
   assert message in str(error.value)
   assert '\n' not in str(error.value)
+
+
+def test_every_unsupported_research_option_fails_naming_itself():
+  base = config_lib.load_preset('dreamer')
+  for key in config_lib.UNSUPPORTED:
+    default = base[key]
+    if isinstance(default, bool):
+      value = not default
+    elif isinstance(default, (int, float)) or default is None:
+      value = (default or 0) + 1.0
+    else:
+      value = [c for c in config_lib._CHOICES.get(key, [default + '_other']) if c != default][0]
+    with pytest.raises(config_lib.ConfigError) as error:
+      build({'tasks': ['dummy'], key: value})
+    assert str(error.value).startswith(f'{key}: ') and 'not supported' in str(error.value)
+    build({'tasks': ['dummy'], key: default})  # The default itself is fine.
+
+
+def test_target_heads_are_supported():
+  config = build({'tasks': ['dummy'], 'action_target_head': True, 'value_target_head': True,
+                  'action_target_update': 0.5, 'action_target_period': 100})
+  assert config.action_target_head and config.action_target_period == 100
 
 
 def test_numbers_in_exponent_notation_are_accepted():

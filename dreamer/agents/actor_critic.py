@@ -27,17 +27,31 @@ def imagine(rssm, actor, start, horizon, stop_grad_pre_action=True):
 
 
 class ActorCritic(tf.Module):
-  """The action model and value model with their objectives on imagined features."""
+  """The action model and value model with their objectives on imagined features.
 
-  def __init__(self, actor, value=None, value_target=None, *, discount=0.99, lambda_=0.95,
+  Optional target heads (SPEC 5.11) are slowly updated copies that are never trained:
+  `value_target` gives the value targets, `action_target` drives the imagination that
+  the value loss learns from. Their periods count trainer steps; `*_target_update` is the
+  fraction moved towards the online head at each period (1: hard copy).
+  """
+
+  def __init__(self, actor, value=None, value_target=None, action_target=None, *,
+               discount=0.99, lambda_=0.95,
                bootstrap=True, loss_pcont=False, pcont_stop_grad=False, pcont_weight=True,
                value_discount=0.99, value_lambda=0.95, value_bootstrap=True,
                value_loss_pcont=False, value_pcont_weight=True, action_loss_scale=1.0,
-               value_loss_scale=1.0, name='actor_critic'):
+               value_loss_scale=1.0, value_target_period=50000, value_target_update=1.0,
+               action_target_period=50000, action_target_update=1.0, name='actor_critic'):
     super().__init__(name=name)
     self.actor = actor
     self.value = value
     self.value_target = value_target
+    self.action_target = action_target
+    self._targets = []
+    if value_target is not None:
+      self._targets.append((value_target, value, value_target_period, value_target_update))
+    if action_target is not None:
+      self._targets.append((action_target, actor, action_target_period, action_target_update))
     self._action = dict(discount=discount, lambda_=lambda_, bootstrap=bootstrap,
                         loss_pcont=loss_pcont, weight=pcont_weight)
     self._pcont_stop_grad = pcont_stop_grad
@@ -94,13 +108,29 @@ class ActorCritic(tf.Module):
     returns = ops.lambda_return(reward, value, discount, bootstrap, cfg['lambda_'], axis=1)
     return returns, discount
 
-  def update_targets(self, fraction):
-    """target <- (1 - fraction) target + fraction source, for the value target head."""
-    if self.value_target is None:
-      return
-    for target, source in zip(self.value_target.variables, self.value.variables):
-      target.assign((1 - fraction) * target + fraction * source)
+  def update_targets(self, step, batch):
+    """Moves every target head towards its source when its period comes round.
+
+    Args:
+      step: trainer step of the update that just ran (updates x B); the first update
+        copies fully, later ones mix in the `*_target_update` fraction whenever
+        `step mod period < B` (SPEC 5.11).
+      batch: B.
+    """
+    first = tf.equal(step, 0)
+    for target, source, period, fraction in self._targets:
+      due = tf.logical_or(first, step % period < batch)
+      mix = tf.where(first, 1.0, fraction)
+      tf.cond(due, lambda t=target, s=source: _mix(t, s, mix), lambda: tf.constant(False))
 
   @property
   def loss_scales(self):
     return self._action_scale, self._value_scale
+
+
+def _mix(target, source, fraction):
+  """target <- (1 - fraction) target + fraction source, variable by variable."""
+  for t, s in zip(target.variables, source.variables):
+    f = tf.cast(fraction, t.dtype)
+    t.assign((1 - f) * t + f * tf.cast(s, t.dtype))
+  return tf.constant(True)

@@ -13,32 +13,29 @@ class Dreamer(tf.Module):
     actor_critic: agents.actor_critic.ActorCritic, or None (PlaNet).
     optimizers: dict of name -> Optimizer for 'model', every non-gradient head, and
       'action' / 'value' when those exist.
-    planner: an object with plan(rssm_state) -> actions, for the 'cem' planner, or None.
+    planners: dict of planner name -> object with plan(rssm_state) -> actions (CEM);
+      `policy` uses one when given its name.
     batch_size: B; trainer steps advance by B per update.
     horizon: imagination horizon H (0: no behaviour learning).
     skip_last: drop this many last time steps of each posterior sequence as starts.
     discrete: actions are one-hot vectors.
-    target_period, target_update: value-target copy schedule in trainer steps.
     encoder_keys: observation keys the encoder reads when acting.
   """
 
-  def __init__(self, world_model, actor_critic, optimizers, *, planner=None, batch_size=50,
+  def __init__(self, world_model, actor_critic, optimizers, *, planners=None, batch_size=50,
                horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
-               target_period=50000, target_update=1.0, encoder_keys=('image',),
-               debug=False, jit=False, name='agent'):
+               encoder_keys=('image',), debug=False, jit=False, name='agent'):
     super().__init__(name=name)
     self.world_model = world_model
     self.actor_critic = actor_critic
     self.optimizers = optimizers
-    self.planner = planner
+    self.planners = dict(planners or {})
     self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='updates')
     self._batch = batch_size
     self._horizon = horizon
     self._skip_last = skip_last
     self._stop_grad = stop_grad_pre_action
     self._discrete = discrete
-    self._target_period = target_period
-    self._target_update = target_update
     self._encoder_keys = tuple(encoder_keys)
     self._debug = debug
     self._variables = self._partition()
@@ -83,7 +80,13 @@ class Dreamer(tf.Module):
       metrics['action'] = objective
       losses['action'] = -objective * action_scale
       if self.actor_critic.value is not None:
-        value_loss = self.actor_critic.value_loss(feat, wm.heads['reward'], wm.heads['pcont'])
+        value_feat = feat
+        if self.actor_critic.action_target is not None:
+          # The value model learns from trajectories of the slowly updated target actor.
+          value_feat = wm.rssm.features(ac_lib.imagine(
+              wm.rssm, self.actor_critic.action_target, start, self._horizon, self._stop_grad))
+        value_loss = self.actor_critic.value_loss(
+            value_feat, wm.heads['reward'], wm.heads['pcont'])
         metrics['value'] = value_loss
         losses['value'] = value_loss * value_scale
       metrics['imagined_reward'] = tf.reduce_mean(wm.heads['reward'](feat).mode())
@@ -118,17 +121,8 @@ class Dreamer(tf.Module):
     return result
 
   def _update_targets(self):
-    ac = self.actor_critic
-    if ac is None or ac.value_target is None:
-      return
-    step = self.updates * self._batch
-
-    def copy():
-      ac.update_targets(tf.where(self.updates == 0, 1.0, self._target_update))
-      return tf.constant(True)
-
-    due = tf.logical_or(self.updates == 0, step % self._target_period < self._batch)
-    tf.cond(due, copy, lambda: tf.constant(False))
+    if self.actor_critic is not None:
+      self.actor_critic.update_targets(self.updates * self._batch, self._batch)
 
   def initial_state(self, num_envs):
     latent = self.world_model.rssm.initial(num_envs)
@@ -163,12 +157,15 @@ class Dreamer(tf.Module):
     embed = wm.embed(data)[:, 0]
     post, _ = wm.rssm.obs_step(latent, prev_action, embed)
     feat = wm.rssm.features(post)
-    if planner == 'cem':
-      action = self.planner.plan(post)
+    if planner in self.planners:
+      action = self.planners[planner].plan(post)
     elif planner == 'policy_mode':
       action = self.actor_critic.actor(feat).mode()
-    else:
+    elif planner == 'policy_sample':
       action = self.actor_critic.actor(feat).sample()
+    else:
+      raise ValueError(f"no planner '{planner}'; this agent has policy_sample, policy_mode"
+                       + ''.join(f', {name}' for name in self.planners))
     action = tf.cast(action, tf.float32)
     action = self._explore(action, noise_scale, noise_type)
     return action, (post, action)

@@ -62,7 +62,7 @@ def collections(config, run_dir, on_episode, mode):
       name = f"{spec['prefix']}_{spec['name']}_{task_name}"
       result.append(collect.Collection(
           name, envs, on_episode, task=task_name, directory=directory, mode=mode,
-          planner=spec['planner'], num_episodes=spec['num_episodes'],
+          planner=planner_name(spec), num_episodes=spec['num_episodes'],
           num_steps=spec['num_steps'], steps_after=spec['steps_after'],
           steps_every=spec['steps_every'], steps_until=spec['steps_until'],
           noise_type=spec['action_noise_type'], noise_scale=spec['action_noise_scale'],
@@ -76,6 +76,13 @@ def collections(config, run_dir, on_episode, mode):
   if len(set(names)) != len(names):
     raise BuildError(f'{mode}_collects names must be unique, got {names}')
   return result, seeds
+
+
+def planner_name(spec):
+  """The agent's name for a collection's planner: CEM planners differ by objective and horizon."""
+  if spec['planner'] != 'cem':
+    return spec['planner']
+  return f"cem_{spec['objective']}_h{spec['horizon']}"
 
 
 def datasets(config, run_dir):
@@ -126,6 +133,9 @@ def agent(config, obs_space, act_space):
         f"{config.tasks[0]}; use {'the discrete preset' if discrete else 'tanh_normal_tanh'}")
   if 'image' not in obs_space and config.encoder == 'conv':
     raise BuildError(f'{config.tasks[0]} has no image observation; use encoder: proprio')
+  if 'image' not in obs_space and 'image' in gradient_heads:
+    raise BuildError(f'{config.tasks[0]} has no image observation to decode; list its vector '
+                     'observations in gradient_heads (or use all_but_image)')
   proprio_keys = config.proprio_encoder_keys or [
       k for k, v in sorted(obs_space.items()) if k not in ('image', 'reward_mask')
       and v.dtype.kind == 'f']
@@ -172,20 +182,28 @@ def agent(config, obs_space, act_space):
     head(feat)
     return head
 
+  if config.action_target_head and not config.value_head:
+    raise BuildError('action_target_head needs value_head: True; the target actor only '
+                     "drives the value model's imagination")
   behaviour = None
   if config.action_head:
     value = make_value('head_value') if config.value_head else None
     target = make_value('head_value_target') if config.value_head and \
         config.value_target_head else None
+    action_target = make_actor('head_action_target') if config.action_target_head else None
     behaviour = actor_critic.ActorCritic(
-        make_actor('head_action'), value, target,
+        make_actor('head_action'), value, target, action_target,
         discount=config.action_discount, lambda_=config.action_lambda,
         bootstrap=config.action_bootstrap, loss_pcont=config.action_loss_pcont,
         pcont_stop_grad=config.action_pcont_stop_grad,
         pcont_weight=config.action_pcont_weight, value_discount=config.value_discount,
         value_lambda=config.value_lambda, value_bootstrap=config.value_bootstrap,
         value_loss_pcont=config.value_loss_pcont, value_pcont_weight=config.value_pcont_weight,
-        action_loss_scale=config.action_loss_scale, value_loss_scale=config.value_loss_scale)
+        action_loss_scale=config.action_loss_scale, value_loss_scale=config.value_loss_scale,
+        value_target_period=config.value_target_period,
+        value_target_update=config.value_target_update,
+        action_target_period=config.action_target_period,
+        action_target_update=config.action_target_update)
   if config.value_head and not config.action_head:
     raise BuildError('value_head: True needs action_head: True')
   optimizers = {'model': optimizer.Optimizer(
@@ -203,20 +221,26 @@ def agent(config, obs_space, act_space):
       optimizers['value'] = optimizer.Optimizer(
           'value', config.value_lr, config.optimizer_epsilon,
           config.value_gradient_clipping, mixed)
-  planner = None
-  if 'cem' in (config.train_planner, config.test_planner):
-    planner = planet.CEMPlanner(
-        wm, behaviour.value if behaviour else None, action_size=size, discrete=discrete,
-        horizon=config.planner_horizon, beams=config.planner_beams,
-        iterations=config.planner_iterations, topk=config.planner_topk,
-        objective=config.train_planner_objective, discount=config.planner_discount,
-        lambda_=config.planner_lambda)
+  planners = {}
+  for spec in config_lib.collect_specs(config, 'train') + config_lib.collect_specs(
+      config, 'test'):
+    name = planner_name(spec)
+    if spec['planner'] != 'cem' or name in planners:
+      continue
+    value = behaviour.value if behaviour else None
+    if spec['objective'] == 'reward_value' and value is None:
+      raise BuildError("planner objective reward_value needs value_head: True (PlaNet plans "
+                       'with planner_objective: reward)')
+    planners[name] = planet.CEMPlanner(
+        wm, value, action_size=size, discrete=discrete, horizon=spec['horizon'],
+        beams=config.planner_beams, iterations=config.planner_iterations,
+        topk=config.planner_topk, objective=spec['objective'],
+        discount=config.planner_discount, lambda_=config.planner_lambda)
   encoder_keys = ['image'] if config.encoder == 'conv' else proprio_keys
   return dreamer.Dreamer(
-      wm, behaviour, optimizers, planner=planner, batch_size=config.batch_shape[0],
+      wm, behaviour, optimizers, planners=planners, batch_size=config.batch_shape[0],
       horizon=config.imagination_horizon, skip_last=config.imagination_skip_last,
       stop_grad_pre_action=config.stop_grad_pre_action, discrete=discrete,
-      target_period=config.value_target_period, target_update=config.value_target_update,
       encoder_keys=encoder_keys, debug=config.debug, jit=config.jit)
 
 

@@ -160,3 +160,108 @@ def test_tanh_normal_mode_and_log_prob_are_finite_at_the_bounds():
   assert np.all(np.abs(dist.mode().numpy()) <= 1)
   assert np.all(np.isfinite(dist.log_prob(tf.ones([2, 3])).numpy()))
   assert dist.entropy().shape == (2,)
+
+
+def test_actor_only_maximises_imagined_rewards_without_bootstrap():
+  # value_head: False (the `actor` preset): the objective is the plain discounted return
+  # of predicted rewards at every imagined step, R_i = r_i + g R_{i+1} with R_H = 0,
+  # averaged without discount weights (SPEC 5.7 step 3).
+  ac = actor_critic.ActorCritic(actor=None, value=None, discount=0.5, lambda_=0.95)
+  feat = tf.constant([[[1.0], [2.0], [3.0]]])
+  reward = _Head(lambda f: f[..., 0])
+  objective = ac.actor_objective(feat, reward, pcont_head=None)
+  # Returns [1 + 0.5 * 3.5, 2 + 0.5 * 3, 3]; a bootstrap or weights would change this.
+  assert float(objective) == pytest.approx((2.75 + 3.5 + 3.0) / 3)
+  agent, _ = make_agent(defaults=['actor', 'debug'])
+  assert agent.actor_critic.value is None and 'value' not in agent.optimizers
+  metrics = agent.train(batch(agent))
+  assert 'loss/value' not in metrics and np.isfinite(float(metrics['loss/action']))
+
+
+def _weights(module):
+  return [v.numpy().copy() for v in module.variables]
+
+
+def _assert_weights(actual, expected):
+  assert len(actual) == len(expected)
+  for a, e in zip(actual, expected):
+    np.testing.assert_allclose(a, e, rtol=1e-6, atol=1e-7)
+
+
+def test_target_heads_lag_and_move_at_their_period():
+  # B = 5: updates run at trainer steps 0, 5, 10, 15. The value target copies fully
+  # every 10 steps; the action target moves halfway every 15 steps.
+  agent, _ = make_agent(value_target_head=True, action_target_head=True,
+                        value_target_period=10, action_target_period=15,
+                        action_target_update=0.5)
+  ac = agent.actor_critic
+  data = batch(agent)
+  assert all(v.ref() not in {w.ref() for ws in agent._variables.values() for w in ws}
+             for v in ac.action_target.variables + ac.value_target.variables)
+  agent.train(data)  # Step 0: both copied fully.
+  actor_1 = _weights(ac.actor)
+  _assert_weights(_weights(ac.action_target), actor_1)
+  _assert_weights(_weights(ac.value_target), _weights(ac.value))
+  value_1 = _weights(ac.value)
+  agent.train(data)  # Step 5: neither is due; both lag their online heads.
+  _assert_weights(_weights(ac.action_target), actor_1)
+  _assert_weights(_weights(ac.value_target), value_1)
+  assert any(not np.allclose(a, b) for a, b in zip(_weights(ac.actor), actor_1))
+  assert any(not np.allclose(a, b) for a, b in zip(_weights(ac.value), value_1))
+  agent.train(data)  # Step 10: the value target copies, the action target still lags.
+  _assert_weights(_weights(ac.value_target), _weights(ac.value))
+  _assert_weights(_weights(ac.action_target), actor_1)
+  agent.train(data)  # Step 15: the action target moves halfway to the actor.
+  _assert_weights(_weights(ac.action_target),
+                  [0.5 * a + 0.5 * b for a, b in zip(actor_1, _weights(ac.actor))])
+
+
+def test_value_model_imagines_with_the_target_actor(monkeypatch):
+  used = []
+  original = actor_critic.imagine
+
+  def spy(rssm, actor, start, horizon, stop_grad):
+    used.append(actor)
+    return original(rssm, actor, start, horizon, stop_grad)
+
+  monkeypatch.setattr(actor_critic, 'imagine', spy)
+  agent, _ = make_agent(action_target_head=True)
+  agent.train(batch(agent))
+  assert used == [agent.actor_critic.actor, agent.actor_critic.action_target]
+  used.clear()
+  agent, _ = make_agent()
+  agent.train(batch(agent))
+  assert used == [agent.actor_critic.actor]
+
+
+def test_cem_plans_inside_one_tf_function_batched_over_envs(monkeypatch):
+  agent, config = make_agent(defaults=['planet', 'debug'], planner_beams=30,
+                             planner_iterations=2, planner_topk=5, planner_horizon=4)
+  assert agent.actor_critic is None and config.test_planner == 'cem'
+  (name, planner), = agent.planners.items()  # Train and test collections share it.
+  assert name == 'cem_reward_h4'
+  batch_sizes = []
+  plan = planner.plan
+
+  def spy(state):
+    batch_sizes.append(state['belief'].shape[0])
+    return plan(state)
+
+  monkeypatch.setattr(planner, 'plan', spy)
+  obs = {'image': np.zeros((2, 64, 64, 3), np.uint8)}
+  state = None
+  for step in range(3):
+    action, state = agent.policy(obs, state, np.array([step == 0, False]), [0.0, 0.0], name)
+    assert action.shape == (2, 2) and np.all(np.abs(action.numpy()) <= 1)
+  # Traced once for both envs together; later steps run the graph without Python.
+  assert agent.policy_trace_count() == 1 and batch_sizes == [2]
+
+
+def test_train_and_test_collections_plan_with_their_own_objective():
+  agent, _ = make_agent(train_planner='cem', test_planner='cem',
+                        train_planner_objective='reward', test_planner_objective='reward_value',
+                        planner_beams=10, planner_topk=2)
+  assert sorted(agent.planners) == ['cem_reward_h12', 'cem_reward_value_h12']
+  assert agent.planners['cem_reward_value_h12']._value is agent.actor_critic.value
+  with pytest.raises(build.BuildError, match='reward_value needs value_head'):
+    make_agent(defaults=['planet', 'debug'], test_planner_objective='reward_value')
