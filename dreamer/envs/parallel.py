@@ -12,6 +12,8 @@ import traceback
 
 import numpy as np
 
+from dreamer.envs import wrappers
+
 
 class EnvError(RuntimeError):
   """An environment failed; the message names the task and carries the worker's error."""
@@ -199,6 +201,12 @@ class BatchEnv:
       raise
     self.obs_space = self.workers[0].obs_space
     self.act_space = self.workers[0].act_space
+    self._padded = False
+
+  def pad_actions(self, spaces):
+    """Exposes the union of `spaces` (multi-task runs); each env gets the part it needs."""
+    self.act_space = wrappers.union_space(list(spaces) + [self.workers[0].act_space])
+    self._padded = True
 
   def __len__(self):
     return len(self.workers)
@@ -211,6 +219,8 @@ class BatchEnv:
 
   def step(self, actions):
     """Steps every env; returns lists of obs, rewards, dones, infos."""
+    if self._padded:
+      actions = [wrappers.unpad_action(a, w.act_space) for w, a in zip(self.workers, actions)]
     for worker, action in zip(self.workers, actions):
       if not worker.act_space.contains(action):
         raise EnvError(f"action {np.asarray(action)} is outside the action space "

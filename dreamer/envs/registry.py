@@ -172,11 +172,11 @@ def make_env(name, *, mode='train', action_repeat=None, render_size=64, min_leng
         atari_grayscale=atari_grayscale, atari_noops=atari_noops, atari_lifes=atari_lifes,
         atari_sticky=atari_sticky, atari_train_max_length=atari_train_max_length,
         dmlab_runfiles_path=dmlab_runfiles_path, **opts)
-    if min_length:
-      env = wrappers.MinimumDuration(env, min_length)
-    if max_length:
-      env = wrappers.MaximumDuration(env, max_length)
     env = wrappers.ConvertTo32Bit(env)
+  if min_length:
+    env = wrappers.MinimumDuration(env, min_length)
+  if max_length:
+    env = wrappers.MaximumDuration(env, max_length)
   if image_only:
     env = wrappers.SelectObservations(env, ['image'])
   if pad_spaces:

@@ -102,28 +102,47 @@ class OneHotAction(Wrapper):
     return self.env.step(index)
 
 
+def union_space(spaces):
+  """The action space that covers all of `spaces`: as many dims as the largest one."""
+  size = max(s.shape[0] for s in spaces)
+  low = np.full(size, np.inf)
+  high = np.full(size, -np.inf)
+  for space in spaces:
+    low[:space.shape[0]] = np.minimum(low[:space.shape[0]], space.low)
+    high[:space.shape[0]] = np.maximum(high[:space.shape[0]], space.high)
+  low[np.isinf(low)] = 0
+  high[np.isinf(high)] = 0
+  return Box(low, high, (size,), np.float32, discrete=all(s.discrete for s in spaces))
+
+
+def unpad_action(action, space):
+  """The part of a padded action that an env with `space` takes.
+
+  Continuous actions keep their first dims. A one-hot action for an index beyond this
+  env's actions wraps around (index mod size), so every padded one-hot stays one-hot.
+  """
+  action = np.asarray(action)
+  size = space.shape[0]
+  if not space.discrete or len(action) == size:
+    return action[:size]
+  result = np.zeros(size, action.dtype)
+  result[int(np.argmax(action)) % size] = 1
+  return result
+
+
 class PadActions(Wrapper):
-  """Exposes the union of several action spaces; passes on the first dims this env needs."""
+  """Exposes the union of several action spaces; passes on the part this env needs."""
 
   def __init__(self, env, spaces):
     super().__init__(env)
-    size = max(s.shape[0] for s in spaces)
-    low = np.full(size, np.inf)
-    high = np.full(size, -np.inf)
-    for space in spaces:
-      low[:space.shape[0]] = np.minimum(low[:space.shape[0]], space.low)
-      high[:space.shape[0]] = np.maximum(high[:space.shape[0]], space.high)
-    low[np.isinf(low)] = 0
-    high[np.isinf(high)] = 0
-    self._space = Box(low, high, (size,), np.float32,
-                      discrete=all(s.discrete for s in spaces))
+    self._space = union_space(spaces)
 
   @property
   def act_space(self):
     return self._space
 
   def step(self, action):
-    return self.env.step(np.asarray(action)[:self.env.act_space.shape[0]])
+    return self.env.step(unpad_action(action, self.env.act_space))
 
 
 class MinimumDuration(Wrapper):

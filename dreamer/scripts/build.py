@@ -72,6 +72,12 @@ def collections(config, run_dir, on_episode, mode):
       if not any(s[0] == f'{mode}-{task_name}' for s in seeds):
         seeds.append((f'{mode}-{task_name}', envs, directory, mode,
                       action_repeat(config, task_name)))
+  if len(config.tasks) > 1:
+    # One agent acts in every task: it sees the union of their action spaces.
+    batches = list({id(c.envs): c.envs for c in result}.values())
+    spaces = [b.act_space for b in batches]
+    for b in batches:
+      b.pad_actions(spaces)
   names = [c.name for c in result]
   if len(set(names)) != len(names):
     raise BuildError(f'{mode}_collects names must be unique, got {names}')

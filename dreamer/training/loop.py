@@ -51,6 +51,7 @@ class Trainer:
     self._dir = run_dir
     self._train_batches, self._test_batches = train_batches, test_batches
     self._train_collections = train_collections
+    self._multi_task = len({c.task for c in train_collections}) > 1
     self._test_collections = test_collections
     self._seed_collections = seed_collections
     self._schedule = Schedule(batch, train_steps, test_steps)
@@ -91,29 +92,33 @@ class Trainer:
   def seed(self):
     """Fills train_episodes/ and test_episodes/ with random episodes (SPEC 8.2).
 
-    Episodes already on disk count towards the quota, so resuming collects nothing.
+    Episodes already on disk count towards the quota, so resuming collects nothing. Tasks
+    that share a directory (multi-task runs) are seeded in turn, each to its own quota.
     """
     episodes_quota, steps_quota = self._num_seed
+    turns = collections.Counter()
     for name, envs, directory, mode, repeat in sorted(
         self._seed_collections, key=lambda c: c[0]):
+      turns[directory] += 1
       files, length = episodes_lib.count_episodes(directory)
-      left_episodes, left_steps = episodes_quota - files, steps_quota - length
+      left_episodes = turns[directory] * episodes_quota - files
+      left_steps = turns[directory] * steps_quota - length
       if left_episodes <= 0 and left_steps <= 0:
         continue
       self._log(f'Collecting initial {max(0, left_episodes)} episodes or '
                 f'{max(0, left_steps)} steps ({name}) with random actions.')
 
       def on_episode(episode, name=name, directory=directory, mode=mode, repeat=repeat):
-        self._record(name, episode, directory, mode, repeat)
+        self._record(name, episode, directory, mode, repeat, task=name.split('-', 1)[1])
 
       collect_lib.random_episodes(envs, on_episode, left_episodes, left_steps, self._rng)
     self.logger.flush()
 
   def on_episode(self, collection, episode):
     self._record(collection.name, episode, collection.directory, collection.mode,
-                 collection.action_repeat)
+                 collection.action_repeat, collection.task)
 
-  def _record(self, name, episode, directory, mode, repeat):
+  def _record(self, name, episode, directory, mode, repeat, task=None):
     path = episodes_lib.save_episode(directory, episode)
     length = len(episode['reward']) - 1
     score = float(episode['reward'].sum())
@@ -123,8 +128,8 @@ class Trainer:
               f'{score:.1f} to {directory.name}/.')
     prefix = 'train' if mode == 'train' else 'test'
     values = {f'{prefix}/return': score, f'{prefix}/length': length}
-    if name.count('_') and len(self._train_collections) > 1:
-      values[f'{prefix}/{name}/return'] = score
+    if task is not None and self._multi_task:
+      values[f'{prefix}/{task}/return'] = score
     self.logger.scalars(prefix, self.frames, values, global_step=int(self.global_step.numpy()))
     self._pending[prefix].append(score)
 

@@ -10,6 +10,8 @@ import pytest
 
 from dreamer.envs import parallel
 from dreamer.envs import registry
+from dreamer.envs import spaces as spaces_lib
+from dreamer.envs import wrappers
 from tests.envs import worker_envs
 
 ISOLATIONS = ['none', 'thread', 'process']
@@ -93,3 +95,30 @@ def test_spawned_worker_has_no_tensorflow():
     assert not worker.call('loaded', 'tensorflow')()
   finally:
     worker.close()
+
+
+def test_padded_batch_takes_union_actions_and_passes_each_env_its_part():
+  toy = parallel.BatchEnv([functools.partial(registry.make_env, 'toy_reach', render_size=16)],
+                          ['toy_reach'], 'none')
+  dummy = parallel.BatchEnv([functools.partial(registry.make_env, 'dummy', render_size=16)],
+                            ['dummy'], 'none')
+  try:
+    spaces = [toy.act_space, dummy.act_space]
+    toy.pad_actions(spaces)
+    dummy.pad_actions(spaces)
+    assert toy.act_space.shape == dummy.act_space.shape == (5,)
+    toy.reset()
+    obs, _, _, _ = toy.step([np.array([1, -1, -1, -1, -1], np.float32)])
+    np.testing.assert_allclose(obs[0]['position'][0], 0.25)  # Only the first dim moved it.
+    dummy.reset()
+    dummy.step([np.zeros(5, np.float32)])
+  finally:
+    toy.close()
+    dummy.close()
+
+
+def test_padded_one_hot_wraps_indices_beyond_the_env():
+  small = spaces_lib.Box(0, 1, (3,), np.float32, discrete=True)
+  action = np.eye(5, dtype=np.float32)[4]
+  np.testing.assert_array_equal(wrappers.unpad_action(action, small), [0, 1, 0])
+  np.testing.assert_array_equal(wrappers.unpad_action(np.eye(5)[2], small), [0, 0, 1])

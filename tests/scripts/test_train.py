@@ -148,3 +148,23 @@ def test_bad_logdir_and_flags(tmp_path):
   assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
   result = cli('--logdir', str(tmp_path), '--resume_runs', 'maybe')
   assert result.returncode == 2 and 'True or False' in result.stderr
+
+
+def test_multi_task_pads_actions_and_reports_returns_per_task(tmp_path):
+  # toy_reach has 1-dim actions, dummy 5: one agent acts in both through 5-dim actions.
+  params = dict(SMOKE, tasks=['dummy', 'toy_reach'], action_repeat=1, max_length=20,
+                num_seed_episodes=2, max_steps=80)
+  run(tmp_path, params)
+  run_dir = tmp_path / '00001'
+  files = episodes.list_episodes(run_dir / 'train_episodes')
+  records = [json.loads(line) for line in open(run_dir / 'metrics.jsonl')]
+  seeded = [r for r in records if r['global_step'] == 0 and r['phase'] == 'train']
+  for task in ('dummy', 'toy_reach'):  # Each task is seeded to its own quota.
+    assert sum(f'train/{task}/return' in r for r in seeded) == 2, seeded
+  for path in files:
+    episode = episodes.load_episode(path)
+    assert episode['action'].shape[1] == 5 and set(episode) >= {'image', 'reward'}
+    assert 'position' not in episode  # Multi-task runs keep only the shared image.
+  tags = event_tags(run_dir / 'train')
+  assert {'train/dummy/return', 'train/toy_reach/return'} <= tags
+  assert {'test/dummy/return', 'test/toy_reach/return'} <= event_tags(run_dir / 'test')
