@@ -107,7 +107,7 @@ def random_episodes(envs, on_episode, num_episodes, num_steps, rng):
   obs = envs.reset()
   tracks = [[_first_step(o, envs.act_space)] for o in obs]
   while episodes < num_episodes or steps < num_steps:
-    actions = [envs.act_space.sample(rng) for _ in range(count)]
+    actions = [_random_action(envs.act_space, rng) for _ in range(count)]
     obs, rewards, dones, infos = envs.step(actions)
     for i in range(count):
       tracks[i].append(_step(obs[i], actions[i], rewards[i], dones[i], infos[i]))
@@ -122,6 +122,18 @@ def random_episodes(envs, on_episode, num_episodes, num_steps, rng):
         if episodes >= num_episodes and steps >= num_steps:
           return results
   return results
+
+
+def _random_action(space, rng):
+  """A uniformly random action; one-hot for one-hot spaces.
+
+  The original stored the continuous vector whose argmax the env took, so the world model
+  saw actions in seed episodes that the policy never produces; we store what was done.
+  """
+  action = space.sample(rng)
+  if space.discrete:
+    action = np.eye(space.shape[0], dtype=action.dtype)[np.argmax(action)]
+  return action
 
 
 def _first_step(obs, act_space):

@@ -1,0 +1,50 @@
+"""Short training runs on real suites: DeepMind Control from pixels and Atari."""
+
+import numpy as np
+import pytest
+
+from dreamer.data import episodes
+from tests.scripts.test_train import event_tags
+from tests.scripts.test_train import run
+
+# debug sets action_repeat 50: a cartpole episode is 20 agent steps, pong a few dozen.
+DEBUG = {'defaults': ['dreamer', 'debug'], 'imagination_horizon': 3, 'max_steps': 20}
+
+
+def episodes_of(run_dir, kind='train_episodes'):
+  files = episodes.list_episodes(run_dir / kind)
+  assert files
+  return [episodes.load_episode(path) for path in files]
+
+
+@pytest.mark.parametrize('isolation', ['auto', 'none', 'thread', 'process'])
+def test_cartpole_balance_trains_from_pixels(tmp_path, isolation):
+  # Rendering always happens in a spawned worker; 'none' and 'thread' must not crash.
+  run(tmp_path, dict(DEBUG, tasks=['cartpole_balance'], isolate_envs=isolation))
+  run_dir = tmp_path / '00001'
+  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+  for episode in episodes_of(run_dir) + episodes_of(run_dir, 'test_episodes'):
+    assert episode['image'].shape[1:] == (64, 64, 3) and episode['image'].dtype == np.uint8
+    assert episode['action'].shape[1:] == (1,)
+    assert episode['position'].shape[1:] == (3,) and episode['velocity'].shape[1:] == (2,)
+    assert len(episode['reward']) == 21
+    frames = episode['image'].astype(np.int32)
+    assert frames.std() > 5 and np.abs(np.diff(frames, axis=0)).sum() > 0
+  tags = event_tags(run_dir / 'train')
+  assert {'model/loss', 'heads/position_loss', 'train/return'} <= tags
+
+
+def test_atari_pong_trains_with_the_discrete_pcont_presets(tmp_path):
+  params = dict(DEBUG, defaults=['dreamer', 'pcont', 'discrete', 'atari', 'debug'],
+                tasks=['atari_pong'])
+  run(tmp_path, params)
+  run_dir = tmp_path / '00001'
+  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+  for episode in episodes_of(run_dir):
+    assert episode['image'].shape[1:] == (64, 64, 3) and episode['image'].dtype == np.uint8
+    assert episode['action'].shape[1:] == (6,)
+    np.testing.assert_allclose(episode['action'][1:].sum(-1), 1.0)  # One-hot actions.
+    assert episode['pcont'].shape == episode['reward'].shape
+    assert set(np.unique(episode['pcont'])) <= {0.0, 1.0}
+  tags = event_tags(run_dir / 'train')
+  assert {'model/pcont_log_prob', 'actor/loss', 'value/loss'} <= tags
