@@ -115,7 +115,7 @@ def plot(data, out, metric, compare=False, title=None):
         index += 1
     ax.set_title(panel[0] if compare else (title or ', '.join(tasks)))
     ax.set_xlabel('Environment frames')
-    ax.set_ylabel(metric)
+    ax.set_ylabel(metric.replace('/', ' ').capitalize())
     ax.grid(alpha=0.3)
     ax.legend(loc='best', fontsize='small')
   for ax in list(axes.flat)[len(panels):]:

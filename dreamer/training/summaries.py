@@ -97,7 +97,7 @@ def check_video_path(path):
   if suffix != '.mp4':
     raise VideoError(f"cannot write video '{path}': use a .gif or .mp4 file name")
   try:
-    import imageio_ffmpeg  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+    import imageio_ffmpeg  # noqa: F401
   except ImportError:
     raise VideoError(
         f"cannot write '{path}': MP4 needs the imageio-ffmpeg package "
