@@ -20,11 +20,14 @@ class Dreamer(tf.Module):
     skip_last: drop this many last time steps of each posterior sequence as starts.
     discrete: actions are one-hot vectors.
     encoder_keys: observation keys the encoder reads when acting.
+    openloop_sequences, openloop_context: how many sequences of a batch the image
+      predictions show, and how many of their first frames the posterior sees (SPEC 9.3).
   """
 
   def __init__(self, world_model, actor_critic, optimizers, *, planners=None, batch_size=50,
                horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
-               encoder_keys=('image',), debug=False, jit=False, name='agent'):
+               encoder_keys=('image',), debug=False, jit=False, openloop_sequences=6,
+               openloop_context=5, name='agent'):
     super().__init__(name=name)
     self.world_model = world_model
     self.actor_critic = actor_critic
@@ -38,11 +41,15 @@ class Dreamer(tf.Module):
     self._discrete = discrete
     self._encoder_keys = tuple(encoder_keys)
     self._debug = debug
+    self._openloop = (openloop_sequences, openloop_context)
     self._variables = self._partition()
     for name, optimizer in self.optimizers.items():
       optimizer.build(self._variables[name])
     self.train = tf.function(self._train, jit_compile=jit or None)
     self.evaluate = tf.function(self._evaluate)
+    self.predict_images = None
+    if 'image' in world_model.heads:
+      self.predict_images = tf.function(self._predict_images)
     self._policies = _Untracked()
 
   @property
@@ -119,6 +126,13 @@ class Dreamer(tf.Module):
     for name, loss in losses.items():
       result[f'loss/{name}'] = loss
     return result
+
+  def _predict_images(self, data):
+    """Truth, reconstructions and open-loop predictions of the first sequences (SPEC 9.3)."""
+    sequences, context = self._openloop
+    wm = self.world_model
+    data = {k: v[:sequences] for k, v in data.items()}
+    return wm.predict_images(wm.preprocess(data, noise=False), context)
 
   def _update_targets(self):
     if self.actor_critic is not None:

@@ -163,6 +163,31 @@ class WorldModel(tf.Module):
     losses['model'] = model_loss
     return losses, post, metrics
 
+  def predict_images(self, data, context=5):
+    """What the model sees and dreams, for summaries (SPEC 9.3), on a preprocessed batch.
+
+    The posterior runs over the whole sequence; its decoded means are the reconstructions.
+    From the posterior at step `context` - 1 the prior rolls forward with the recorded
+    actions; the prediction is the first `context` reconstructions and then that rollout.
+
+    Returns:
+      dict of [B, T, H, W, C] float32 images in [0, 1]: truth, reconstruction, prediction.
+    """
+    decoder = self.heads['image']
+    length = data['action'].shape[1]
+    context = max(1, min(context, length))
+    post, _ = self.rssm.observe(self.embed(data), data['action'])
+    reconstruction = decoder(self.rssm.features(post)).mode()
+    parts = [reconstruction[:, :context]]
+    if length > context:
+      start = {k: v[:, context - 1] for k, v in post.items()}
+      prior = self.rssm.imagine(data['action'][:, context:], start)
+      parts.append(decoder(self.rssm.features(prior)).mode())
+    prediction = tf.concat(parts, 1)
+    show = lambda x: tf.clip_by_value(postprocess_image(x, self._image_bits), 0.0, 1.0)
+    return {'truth': show(data['image']), 'reconstruction': show(reconstruction),
+            'prediction': show(prediction)}
+
   def _likelihood(self, name, head, feat, data):
     dist = head(feat)
     if name == 'reward':

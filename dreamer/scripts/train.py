@@ -80,7 +80,8 @@ def run(run_dir, params, log=print):
         test_steps=config.test_steps, max_steps=config.max_steps,
         train_log_every=config.train_log_every, checkpoint_every=config.checkpoint_every,
         num_seed_episodes=config.num_seed_episodes, num_seed_steps=config.num_seed_steps,
-        seed=config.seed, log=log)
+        seed=config.seed, save_videos=config.save_videos,
+        progress_every=config.progress_every, log=log)
     trainer.restore()
     trainer.seed()
     yield from trainer.run()

@@ -29,8 +29,8 @@ class Collection:
     self.planner = planner
     self.action_repeat = action_repeat
     self._on_episode = on_episode
-    self._num_episodes = num_episodes
-    self._num_steps = num_steps
+    self.num_episodes = num_episodes
+    self.num_steps = num_steps
     self._after, self._every, self._until = steps_after, steps_every, steps_until
     self._noise = dict(type=noise_type, scale=noise_scale, ramp=noise_ramp, min=noise_min,
                        factors=list(noise_factors))
@@ -62,12 +62,13 @@ class Collection:
       raise ValueError(f'{len(factors)} action noise factors for {len(self.envs)} envs')
     return [value * f for f in factors]
 
-  def run(self, policy, noise):
+  def run(self, policy, noise, on_step=None):
     """Steps until enough episodes and agent steps are done; returns finished episodes.
 
     Args:
       policy: fn(obs dict of stacked arrays, state, reset bools) -> (actions, state).
       noise: per-env noise scales handed to the policy.
+      on_step: optional fn(agent steps so far, summed over envs), e.g. a progress line.
     Returns:
       list of (return, length in agent steps) of the finished episodes.
     """
@@ -78,11 +79,13 @@ class Collection:
     reset = np.ones(count, bool)
     state = None
     finished, steps = [], 0
-    while len(finished) < self._num_episodes or steps < self._num_steps:
+    while len(finished) < self.num_episodes or steps < self.num_steps:
       actions, state = policy(_stack(obs), state, reset, noise)
       actions = np.asarray(actions)
       obs, rewards, dones, infos = envs.step(list(actions))
       steps += count
+      if on_step:
+        on_step(steps)
       reset = np.zeros(count, bool)
       for i in range(count):
         tracks[i].append(_step(obs[i], actions[i], rewards[i], dones[i], infos[i]))
@@ -96,12 +99,14 @@ class Collection:
     return finished
 
 
-def random_episodes(envs, on_episode, num_episodes, num_steps, rng):
+def random_episodes(envs, on_episode, num_episodes, num_steps, rng, on_step=None):
   """Seed collection: uniformly random actions, whole episodes, until both quotas are met.
 
   Each episode counts its file length (including the reset entry) against num_steps.
+  on_step: optional fn(agent steps taken so far, summed over envs).
   """
   episodes, steps = 0, 0
+  taken = 0
   results = []
   count = len(envs)
   obs = envs.reset()
@@ -109,6 +114,9 @@ def random_episodes(envs, on_episode, num_episodes, num_steps, rng):
   while episodes < num_episodes or steps < num_steps:
     actions = [_random_action(envs.act_space, rng) for _ in range(count)]
     obs, rewards, dones, infos = envs.step(actions)
+    taken += count
+    if on_step:
+      on_step(taken)
     for i in range(count):
       tracks[i].append(_step(obs[i], actions[i], rewards[i], dones[i], infos[i]))
       if dones[i]:

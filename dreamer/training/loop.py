@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from dreamer.data import episodes as episodes_lib
 from dreamer.training import collect as collect_lib
+from dreamer.training import logger as logger_lib
+from dreamer.training import summaries
 
 
 class Schedule:
@@ -40,12 +42,14 @@ class Trainer:
     train_batches, test_batches: callables returning iterators over batches.
     train_collections, test_collections: lists of collect.Collection.
     seed_collections: list of (name, BatchEnv, directory, mode, action_repeat) for seeding.
+    save_videos: also write each test phase's first episode to <run>/videos/ as a GIF.
+    progress_every: seconds between progress lines of long phases (0: none).
   """
 
   def __init__(self, *, agent, logger, run_dir, train_batches, test_batches,
                train_collections, test_collections, seed_collections, batch, train_steps,
                test_steps, max_steps, train_log_every, checkpoint_every, num_seed_episodes,
-               num_seed_steps, seed=0, log=print):
+               num_seed_steps, seed=0, save_videos=False, progress_every=10.0, log=print):
     self.agent = agent
     self.logger = logger
     self._dir = run_dir
@@ -63,6 +67,10 @@ class Trainer:
     self._num_seed = (num_seed_episodes, num_seed_steps)
     self._rng = np.random.default_rng(seed)
     self._log = log
+    self._save_videos = save_videos
+    self._progress_every = progress_every
+    self._video = None  # (collection name, frames) of the current test phase's first episode.
+    self._video_written = None
     self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
     self.env_frames = tf.Variable(0, dtype=tf.int64, trainable=False, name='env_frames')
     self.checkpoint = tf.train.Checkpoint(
@@ -111,10 +119,14 @@ class Trainer:
       def on_episode(episode, name=name, directory=directory, mode=mode, repeat=repeat):
         self._record(name, episode, directory, mode, repeat, task=name.split('-', 1)[1])
 
-      collect_lib.random_episodes(envs, on_episode, left_episodes, left_steps, self._rng)
+      progress = self._progress(f'Seed {name}', max(0, left_steps) * repeat, 'frames')
+      collect_lib.random_episodes(envs, on_episode, left_episodes, left_steps, self._rng,
+                                  on_step=lambda steps, repeat=repeat: progress(steps * repeat))
     self.logger.flush()
 
   def on_episode(self, collection, episode):
+    if collection.mode != 'train' and self._video is None and 'image' in episode:
+      self._video = (collection.name, episode['image'])
     self._record(collection.name, episode, collection.directory, collection.mode,
                  collection.action_repeat, collection.task)
 
@@ -130,7 +142,8 @@ class Trainer:
     values = {f'{prefix}/return': score, f'{prefix}/length': length}
     if task is not None and self._multi_task:
       values[f'{prefix}/{task}/return'] = score
-    self.logger.scalars(prefix, self.frames, values, global_step=int(self.global_step.numpy()))
+    self.logger.scalars(prefix, self.frames, values, global_step=int(self.global_step.numpy()),
+                        updates=self.agent.updates.numpy())
     self._pending[prefix].append(score)
 
   def run(self):
@@ -146,8 +159,13 @@ class Trainer:
         self._log(f'Epoch {epoch + 1} phase {phase} (phase step {phase_step}, '
                   f'global step {step}, env frames {self.frames}).')
         last_phase = phase
+        length = self._schedule.train_steps if phase == 'train' else self._schedule.test_steps
+        progress = self._progress(f'Epoch {epoch + 1} {phase} phase', -(-length // self._batch),
+                                  'iterations', start=(phase_step % length) // self._batch)
+      progress((phase_step % length) // self._batch, f'(env frames {self.frames})')
       if phase == 'train':
-        metrics = self.agent.train(next(train_iter))
+        data = next(train_iter)
+        metrics = self.agent.train(data)
         self.global_step.assign_add(self._batch)
         self._pending['metrics'].append(metrics)
         for collection in self._train_collections:
@@ -156,7 +174,7 @@ class Trainer:
         if self._schedule.fires(phase_step, self._print_every) or phase_step == 0:
           self._print_progress()
         if self._schedule.fires(phase_step, self._train_log_every):
-          self._write_train()
+          self._write_train(data)
       else:
         if test_iter is None:
           test_iter = iter(self._test_batches())
@@ -170,7 +188,9 @@ class Trainer:
         values = _tags(metrics)
         values['test/score'] = score
         values.update(self._dataset_sizes())
-        self.logger.scalars('test', self.frames, values, global_step=self.global_step.numpy())
+        self.logger.scalars('test', self.frames, values, global_step=self.global_step.numpy(),
+                            updates=self.agent.updates.numpy())
+        self._write_video()
         self.logger.flush()
         self._log(f'Score {score:.2f}.')
         if self._schedule.fires(phase_step, self._checkpoint_every):
@@ -187,7 +207,25 @@ class Trainer:
           obs, state, reset, scales, collection.planner, collection.noise_type)
       return action.numpy(), state
 
-    return collection.run(policy, noise)
+    repeat = collection.action_repeat
+    progress = self._progress(f'Collect {collection.name}', collection.num_steps * repeat)
+    return collection.run(policy, noise, on_step=lambda steps: progress(steps * repeat))
+
+  def _progress(self, label, total=None, unit='frames', start=0):
+    return logger_lib.Progress(label, total, unit, self._progress_every, self._log, start=start)
+
+  def _write_video(self):
+    """The first test episode of a test phase as a GIF (env frames stay put in a phase)."""
+    if self._video is None:
+      return
+    name, frames = self._video
+    self._video = None
+    if self._video_written == self.frames:
+      return
+    self._video_written = self.frames
+    self.logger.gif('test', self.frames, 'test/video', frames)
+    if self._save_videos:
+      summaries.write_video(self._dir / 'videos' / f'{name}-{self.frames:010d}.gif', frames)
 
   def _dataset_sizes(self):
     sizes = {}
@@ -226,7 +264,8 @@ class Trainer:
     self._log(f'[{self.frames} frames] update {int(self.agent.updates.numpy())}: '
               + ', '.join(parts) + tail)
 
-  def _write_train(self):
+  def _write_train(self, data):
+    summaries.write_predictions(self.logger, 'train', self.frames, self.agent, data)
     values = _tags(self._mean_metrics())
     values.update(self._rates())
     values.update(self._dataset_sizes())

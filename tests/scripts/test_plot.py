@@ -1,0 +1,127 @@
+"""scripts/plot.py: learning curves from the metrics.jsonl files of real and synthetic runs."""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import yaml
+
+from dreamer.scripts import train
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'scripts' / 'plot.py'
+SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
+         'imagination_horizon': 3, 'isolate_envs': 'none'}
+
+
+def load_module():
+  spec = importlib.util.spec_from_file_location('plot', SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+plot = load_module()
+
+
+def cli(*args):
+  return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                        timeout=120)
+
+
+def fake_run(run_dir, task, points):
+  """A run directory with a config.yaml and test returns at the given (frames, return)."""
+  run_dir.mkdir(parents=True)
+  (run_dir / 'config.yaml').write_text(yaml.safe_dump({'tasks': [task]}))
+  with open(run_dir / 'metrics.jsonl', 'w') as f:
+    for frames, value in points:
+      f.write(json.dumps({'env_frames': frames, 'phase': 'test', 'test/return': value}) + '\n')
+      f.write(json.dumps({'env_frames': frames, 'phase': 'train', 'model/loss': 1.0}) + '\n')
+    f.write('{"env_frames": 9')  # A line still being written.
+
+
+@pytest.fixture(scope='module')
+def two_runs(tmp_path_factory):
+  logdir = tmp_path_factory.mktemp('logs') / 'dreamer_debug'
+  train.main(types.SimpleNamespace(logdir=str(logdir), params=SMOKE, num_runs=2,
+                                   resume_runs=True, ping_every=0))
+  return logdir
+
+
+def test_plot_of_two_real_runs_writes_a_png(two_runs, tmp_path):
+  out = tmp_path / 'curves.png'
+  result = cli(str(two_runs), '--out', str(out))
+  assert result.returncode == 0, result.stderr
+  assert out.stat().st_size > 10000 and out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  data = plot.load([two_runs], ['dreamer_debug'], 'test/return')
+  curves = data['dummy']['dreamer_debug']
+  assert len(curves) == 2  # The numbered runs 00001 and 00002 are seeds of one method.
+  for frames, _ in curves:
+    assert list(frames) == [0, 1000, 2000]  # Seed episode, then two test phases.
+
+
+def test_aggregate_mean_and_band_over_runs():
+  curves = [(np.array([0., 10., 20.]), np.array([0., 10., 20.])),
+            (np.array([0., 20.]), np.array([2., 4.]))]
+  grid, mean, low, high = plot.aggregate(curves)
+  np.testing.assert_allclose(grid, [0, 10, 20])
+  np.testing.assert_allclose(mean, [1, 6.5, 12])  # Second run interpolated to 3 at 10.
+  np.testing.assert_allclose(low, [0, 3, 4])
+  np.testing.assert_allclose(high, [2, 10, 20])
+  short = [(np.array([0., 10.]), np.array([1., 1.])), (np.array([0., 20.]), np.array([3., 3.]))]
+  _, mean, _, _ = plot.aggregate(short)
+  np.testing.assert_allclose(mean, [2, 2, 3])  # The short run ends at 10 frames.
+
+
+def test_compare_puts_tasks_side_by_side(tmp_path):
+  for method, offset in (('dreamer', 0), ('planet', -5)):
+    for seed in (1, 2):
+      for task in ('walker_walk', 'cheetah_run'):
+        fake_run(tmp_path / method / task / f'0000{seed}', task,
+                 [(0, offset), (1000, offset + seed), (2000, offset + 2 * seed)])
+  data = plot.load([tmp_path / 'dreamer', tmp_path / 'planet'], ['dreamer', 'planet'],
+                   'test/return')
+  assert sorted(data) == ['cheetah_run', 'walker_walk']
+  assert sorted(data['walker_walk']) == ['dreamer', 'planet']
+  assert len(data['walker_walk']['planet']) == 2
+  for out in ('compare.pdf', 'compare.png'):
+    result = cli(str(tmp_path / 'dreamer'), str(tmp_path / 'planet'), '--compare',
+                 '--out', str(tmp_path / out), '--title', 'Two methods')
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / out).stat().st_size > 1000
+  assert (tmp_path / 'compare.pdf').read_bytes()[:4] == b'%PDF'
+
+
+def test_empty_or_wrong_logdirs_fail_with_one_line(tmp_path):
+  (tmp_path / 'empty').mkdir()
+  fake_run(tmp_path / 'only_train' / '00001', 'dummy', [])
+  cases = [
+      ([str(tmp_path / 'empty')], 'no metrics.jsonl under'),
+      ([str(tmp_path / 'missing')], 'does not exist'),
+      ([str(tmp_path / 'only_train')], "no 'test/return' values"),
+  ]
+  for args, message in cases:
+    result = cli(*args, '--out', str(tmp_path / 'x.png'))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+  assert not (tmp_path / 'x.png').exists()
+  fake_run(tmp_path / 'ok' / '00001', 'dummy', [(0, 1.0), (10, 2.0)])
+  result = cli(str(tmp_path / 'ok'), '--out', str(tmp_path / 'x.unknown'))
+  assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_plot_script_does_not_import_tensorflow(tmp_path):
+  fake_run(tmp_path / 'ok' / '00001', 'dummy', [(0, 1.0), (10, 2.0)])
+  argv = ['plot.py', str(tmp_path / 'ok'), '--out', str(tmp_path / 'a.png')]
+  code = (f'import runpy, sys\nsys.argv = {argv!r}\ntry:\n'
+          f'  runpy.run_path({str(SCRIPT)!r}, run_name="__main__")\n'
+          'except SystemExit:\n  pass\nprint("tensorflow" in sys.modules)')
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+  assert result.stdout.strip().splitlines()[-1] == 'False', result.stderr
+  assert (tmp_path / 'a.png').exists()
