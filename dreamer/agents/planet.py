@@ -13,6 +13,8 @@ class CEMPlanner(tf.Module):
     value: value head for the 'reward_value' objective, else None.
     objective: 'reward' (sum of predicted rewards) or 'reward_value' (lambda-return
       over the horizon, bootstrapped with the value of the last state).
+    discrete: one-hot actions: the Gaussian is over action scores, each candidate is
+      scored with the one-hot of its argmax, and the plan's first action is one-hot.
   """
 
   def __init__(self, world_model, value=None, *, action_size, discrete=False, horizon=12,
@@ -24,6 +26,7 @@ class CEMPlanner(tf.Module):
     self._wm = world_model
     self._value = value
     self._size = action_size
+    self._discrete = discrete
     self._horizon, self._beams = horizon, beams
     self._iterations, self._topk = iterations, topk
     self._objective = objective
@@ -39,12 +42,17 @@ class CEMPlanner(tf.Module):
     for _ in range(self._iterations):
       noise = tf.random.normal([n, beams, horizon, size])
       actions = tf.clip_by_value(mean[:, None] + std[:, None] * noise, -1.0, 1.0)
-      score = self.score(tiled, tf.reshape(actions, [n * beams, horizon, size]))
+      candidates = tf.reshape(actions, [n * beams, horizon, size])
+      if self._discrete:
+        candidates = tf.one_hot(tf.argmax(candidates, -1), size)
+      score = self.score(tiled, candidates)
       score = tf.reshape(score, [n, beams])
       _, indices = tf.math.top_k(score, self._topk, sorted=False)
       elite = tf.gather(actions, indices, axis=1, batch_dims=1)
       mean, variance = tf.nn.moments(elite, 1)
       std = tf.sqrt(variance + 1e-6)
+    if self._discrete:
+      return tf.one_hot(tf.argmax(mean[:, 0], -1), size)
     return mean[:, 0]
 
   def score(self, state, actions):

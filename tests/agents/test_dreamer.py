@@ -155,6 +155,28 @@ def test_cem_finds_the_optimum_of_a_quadratic_reward():
   np.testing.assert_allclose(action.numpy(), np.tile(target.numpy(), (3, 1)), atol=0.05)
 
 
+def test_cem_picks_the_best_one_hot_action():
+  from dreamer.agents import planet
+  best = 2
+
+  class Rssm:
+    def imagine(self, actions, state):
+      return {'action': actions}
+
+    def features(self, state):
+      return state['action']
+
+  class Model:
+    rssm = Rssm()
+    heads = {'reward': _Head(lambda a: a[..., best] - 0.1 * tf.reduce_sum(a, -1))}
+
+  planner = planet.CEMPlanner(Model(), action_size=4, discrete=True, horizon=3, beams=200,
+                              iterations=4, topk=20, objective='reward')
+  tf.random.set_seed(2)
+  action = planner.plan({'belief': tf.zeros([2, 1])}).numpy()
+  np.testing.assert_array_equal(action, np.eye(4)[[best, best]])
+
+
 def test_tanh_normal_mode_and_log_prob_are_finite_at_the_bounds():
   dist = distributions.tanh_normal(tf.zeros([2, 3]), tf.ones([2, 3]))
   assert np.all(np.abs(dist.mode().numpy()) <= 1)
