@@ -23,6 +23,7 @@ _NULLABLE = {
     'pcont_label_weight': float, 'test_steps': int, 'train_log_every': int,
     'checkpoint_every': int, 'collect_episodes': int, 'train_planner_objective': str,
     'test_planner_objective': str, 'objective_entropy_scale': float, 'free_nats': float,
+    'distribute': str,
 }
 _CHOICES = {
     'clip_rewards': [False, 'sign', 'tanh'],
@@ -45,6 +46,7 @@ _CHOICES = {
     'action_source': ['model'],
     'value_source': ['model'],
     'precision': [16, 32],
+    'distribute': [None, 'mirrored'],
 }
 # Keys that must be positive (or, for lists, hold positive numbers).
 _POSITIVE = [

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from dreamer.agents import actor_critic as ac_lib
+from dreamer.agents import distribute
 
 
 class Dreamer(tf.Module):
@@ -20,12 +21,15 @@ class Dreamer(tf.Module):
     discrete: actions are one-hot vectors.
     target_period, target_update: value-target copy schedule in trainer steps.
     encoder_keys: observation keys the encoder reads when acting.
+    jit: XLA-compile the train step (not together with a strategy).
+    strategy: a tf.distribute strategy whose scope built all variables, or None. `train`
+      and `evaluate` then take per-replica batches (see agents.distribute).
   """
 
   def __init__(self, world_model, actor_critic, optimizers, *, planner=None, batch_size=50,
                horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
                target_period=50000, target_update=1.0, encoder_keys=('image',),
-               debug=False, jit=False, name='agent'):
+               debug=False, jit=False, strategy=None, name='agent'):
     super().__init__(name=name)
     self.world_model = world_model
     self.actor_critic = actor_critic
@@ -41,10 +45,12 @@ class Dreamer(tf.Module):
     self._target_update = target_update
     self._encoder_keys = tuple(encoder_keys)
     self._debug = debug
+    self._jit = jit or None
+    self._strategy = strategy
     self._variables = self._partition()
     for name, optimizer in self.optimizers.items():
       optimizer.build(self._variables[name])
-    self.train = tf.function(self._train, jit_compile=jit or None)
+    self.train = tf.function(self._train, jit_compile=self._jit)
     self.evaluate = tf.function(self._evaluate)
     self._policies = _Untracked()
 
@@ -93,6 +99,13 @@ class Dreamer(tf.Module):
     return losses, metrics
 
   def _train(self, data):
+    result = distribute.run(self._strategy, self._update, data)
+    self._update_targets()
+    self.updates.assign_add(1)
+    return result
+
+  def _update(self, data):
+    """One optimisation step of every objective, on this replica's part of the batch."""
     with tf.GradientTape(persistent=True) as tape:
       losses, metrics = self._losses(data)
       scaled = {name: self.optimizers[name].scale(loss) for name, loss in losses.items()}
@@ -104,13 +117,14 @@ class Dreamer(tf.Module):
       for key, value in stats.items():
         result[f'optimizer_{name}/{key}'] = value
     del tape
-    self._update_targets()
-    self.updates.assign_add(1)
     for name, loss in losses.items():
       result[f'loss/{name}'] = loss
     return result
 
   def _evaluate(self, data):
+    return distribute.run(self._strategy, self._evaluate_replica, data)
+
+  def _evaluate_replica(self, data):
     losses, metrics = self._losses(data)
     result = {f'objectives/{k}': v for k, v in metrics.items()}
     for name, loss in losses.items():
