@@ -45,7 +45,7 @@ _CHOICES = {
     'test_planner_objective': [None, 'reward', 'reward_value'],
     'action_source': ['model'],
     'value_source': ['model'],
-    'precision': [16, 32],
+    'precision': [16, 32, 'bfloat16'],
     'distribute': [None, 'mirrored'],
 }
 # Keys that must be positive (or, for lists, hold positive numbers).

@@ -21,7 +21,7 @@ class Dreamer(tf.Module):
     discrete: actions are one-hot vectors.
     target_period, target_update: value-target copy schedule in trainer steps.
     encoder_keys: observation keys the encoder reads when acting.
-    jit: XLA-compile the train step (not together with a strategy).
+    jit: XLA-compile the train step and the policy (not together with a strategy).
     strategy: a tf.distribute strategy whose scope built all variables, or None. `train`
       and `evaluate` then take per-replica batches (see agents.distribute).
   """
@@ -154,7 +154,8 @@ class Dreamer(tf.Module):
     key = (planner, noise_type)
     if key not in self._policies:
       self._policies[key] = tf.function(
-          lambda o, s, r, n: self._policy(o, s, r, n, planner, noise_type))
+          lambda o, s, r, n: self._policy(o, s, r, n, planner, noise_type),
+          jit_compile=self._jit)
     if state is None:
       state = self.initial_state(len(reset))
     obs = {k: tf.convert_to_tensor(obs[k]) for k in self._encoder_keys}

@@ -136,6 +136,8 @@ def datasets(config, run_dir, strategy=None):
   return train, test
 
 
+PRECISIONS = {16: 'float16', 32: 'float32', 'bfloat16': 'bfloat16'}
+
 
 def agent(config, obs_space, act_space, strategy=None):
   """The Dreamer agent for the given observation and action spaces.
@@ -157,8 +159,9 @@ def _agent(config, obs_space, act_space, strategy):
   from dreamer.models import world_model
   from dreamer.networks import heads
 
-  dtype = tf.float16 if config.precision == 16 else tf.float32
-  mixed = config.precision == 16
+  # Variables stay float32; layers compute in `dtype`; distributions and losses in float32.
+  dtype = tf.as_dtype(PRECISIONS[config.precision])
+  mixed = dtype == tf.float16  # Loss scaling; bfloat16 has float32's range and needs none.
   components = _state_components(config, obs_space)
   gradient_heads = list(config.gradient_heads)
   if gradient_heads == ['all_but_image']:
