@@ -6,6 +6,8 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 LOGDIR ?= ./logdir/quickstart
 PARAMS ?= {defaults: [dreamer, debug], tasks: [dummy], max_steps: 200}
+# e.g. BENCH_ARGS="--params '{precision: 16, jit: True}' --batch 50 50"
+BENCH_ARGS ?=
 RENDER_PACKAGES := libegl1 libopengl0 libgl1-mesa-dri
 
 .PHONY: setup system train test benchmark clean
@@ -33,7 +35,7 @@ test: setup
 	$(VENV)/bin/python -m pytest tests
 
 benchmark: setup
-	$(VENV)/bin/python scripts/benchmark.py
+	$(VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info
