@@ -148,3 +148,18 @@ def test_bad_logdir_and_flags(tmp_path):
   assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
   result = cli('--logdir', str(tmp_path), '--resume_runs', 'maybe')
   assert result.returncode == 2 and 'True or False' in result.stderr
+
+
+def test_dreamer_distribute_mirrored(tmp_path):
+  # Without GPUs the strategy has one replica on the CPU; this runs the strategy's paths
+  # (distributed input, strategy.run, mirrored checkpoints) end to end and resumes.
+  params = dict(SMOKE, distribute='mirrored', max_steps=20)
+  run(tmp_path, params)
+  run_dir = tmp_path / '00001'
+  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-20')
+  (run_dir / 'DONE').unlink()
+  config = yaml.safe_load((run_dir / 'config.yaml').read_text())
+  (run_dir / 'config.yaml').write_text(yaml.safe_dump(dict(config, max_steps=40)))
+  run(tmp_path, params)
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-40')
