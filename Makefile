@@ -11,6 +11,8 @@ PARAMS ?= {defaults: [dreamer], tasks: [cartpole_balance], batch_shape: [16, 50]
   cnn_depth: 16, model_size: 100, state_size: 20, num_units: 200, num_seed_episodes: 2, \
   num_seed_steps: 1000, train_steps: 1600, test_steps: 16, collect_every: 1600, \
   max_steps: 3232, train_log_every: 800}
+# e.g. BENCH_ARGS="--params '{precision: 16, jit: True}' --batch 50 50"
+BENCH_ARGS ?=
 RENDER_PACKAGES := libegl1 libopengl0 libgl1-mesa-dri
 
 .PHONY: setup system train test benchmark clean
@@ -38,7 +40,7 @@ test: setup
 	$(VENV)/bin/python -m pytest tests
 
 benchmark: setup
-	$(VENV)/bin/python scripts/benchmark.py
+	$(VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -23,6 +23,7 @@ _NULLABLE = {
     'pcont_label_weight': float, 'test_steps': int, 'train_log_every': int,
     'checkpoint_every': int, 'collect_episodes': int, 'train_planner_objective': str,
     'test_planner_objective': str, 'objective_entropy_scale': float, 'free_nats': float,
+    'distribute': str,
 }
 _CHOICES = {
     'clip_rewards': [False, 'sign', 'tanh'],
@@ -44,7 +45,8 @@ _CHOICES = {
     'test_planner_objective': [None, 'reward', 'reward_value'],
     'action_source': ['model', 'dataset'],
     'value_source': ['model', 'dataset'],
-    'precision': [16, 32],
+    'precision': [16, 32, 'bfloat16'],
+    'distribute': [None, 'mirrored'],
 }
 # Keys that must be positive (or, for lists, hold positive numbers).
 _POSITIVE = [

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from dreamer.agents import actor_critic as ac_lib
+from dreamer.agents import distribute
 
 
 class Dreamer(tf.Module):
@@ -22,12 +23,15 @@ class Dreamer(tf.Module):
     encoder_keys: observation keys the encoder reads when acting.
     openloop_sequences, openloop_context: how many sequences of a batch the image
       predictions show, and how many of their first frames the posterior sees (SPEC 9.3).
+    jit: XLA-compile the train step and the policy (not together with a strategy).
+    strategy: a tf.distribute strategy whose scope built all variables, or None. `train`
+      and `evaluate` then take per-replica batches (see agents.distribute).
   """
 
   def __init__(self, world_model, actor_critic, optimizers, *, planners=None, batch_size=50,
                horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
-               encoder_keys=('image',), debug=False, jit=False, openloop_sequences=6,
-               openloop_context=5, name='agent'):
+               encoder_keys=('image',), debug=False, jit=False, strategy=None,
+               openloop_sequences=6, openloop_context=5, name='agent'):
     super().__init__(name=name)
     self.world_model = world_model
     self.actor_critic = actor_critic
@@ -42,14 +46,17 @@ class Dreamer(tf.Module):
     self._encoder_keys = tuple(encoder_keys)
     self._debug = debug
     self._openloop = (openloop_sequences, openloop_context)
+    self._jit = jit or None
+    self._strategy = strategy
     self._variables = self._partition()
     for name, optimizer in self.optimizers.items():
       optimizer.build(self._variables[name])
-    self.train = tf.function(self._train, jit_compile=jit or None)
+    self.train = tf.function(self._train, jit_compile=self._jit)
     self.evaluate = tf.function(self._evaluate)
     self.predict_images = None
     if 'image' in world_model.heads:
-      self.predict_images = tf.function(self._predict_images)
+      predict = tf.function(self._predict_images)
+      self.predict_images = lambda data: predict(self._local_batch(data))
     self._policies = _Untracked()
 
   @property
@@ -103,6 +110,13 @@ class Dreamer(tf.Module):
     return losses, metrics
 
   def _train(self, data):
+    result = distribute.run(self._strategy, self._update, data)
+    self._update_targets()
+    self.updates.assign_add(1)
+    return result
+
+  def _update(self, data):
+    """One optimisation step of every objective, on this replica's part of the batch."""
     with tf.GradientTape(persistent=True) as tape:
       losses, metrics = self._losses(data)
       scaled = {name: self.optimizers[name].scale(loss) for name, loss in losses.items()}
@@ -114,18 +128,25 @@ class Dreamer(tf.Module):
       for key, value in stats.items():
         result[f'optimizer_{name}/{key}'] = value
     del tape
-    self._update_targets()
-    self.updates.assign_add(1)
     for name, loss in losses.items():
       result[f'loss/{name}'] = loss
     return result
 
   def _evaluate(self, data):
+    return distribute.run(self._strategy, self._evaluate_replica, data)
+
+  def _evaluate_replica(self, data):
     losses, metrics = self._losses(data)
     result = {f'objectives/{k}': v for k, v in metrics.items()}
     for name, loss in losses.items():
       result[f'loss/{name}'] = loss
     return result
+
+  def _local_batch(self, data):
+    """The first replica's part of a per-replica batch; a plain batch as it is."""
+    if self._strategy is None:
+      return data
+    return {k: self._strategy.experimental_local_results(v)[0] for k, v in data.items()}
 
   def _predict_images(self, data):
     """Truth, reconstructions and open-loop predictions of the first sequences (SPEC 9.3)."""
@@ -148,7 +169,8 @@ class Dreamer(tf.Module):
     key = (planner, noise_type)
     if key not in self._policies:
       self._policies[key] = tf.function(
-          lambda o, s, r, n: self._policy(o, s, r, n, planner, noise_type))
+          lambda o, s, r, n: self._policy(o, s, r, n, planner, noise_type),
+          jit_compile=self._jit)
     if state is None:
       state = self.initial_state(len(reset))
     obs = {k: tf.convert_to_tensor(obs[k]) for k in self._encoder_keys}

@@ -3,6 +3,8 @@
 import tensorflow as tf
 import tf_keras
 
+from dreamer.agents import distribute
+
 
 class Optimizer(tf.Module):
   """Minimises one loss over one variable selection (SPEC 5.10)."""
@@ -19,7 +21,9 @@ class Optimizer(tf.Module):
     self.opt = opt
 
   def scale(self, loss):
-    """Call inside the gradient tape."""
+    """Call inside the gradient tape. Under a distribution strategy this also divides
+    by the number of replicas, whose gradients `apply` sums."""
+    loss = distribute.per_replica_loss(loss)
     return self.opt.get_scaled_loss(loss) if self._mixed else loss
 
   def apply(self, tape, scaled_loss, variables):
@@ -28,9 +32,11 @@ class Optimizer(tf.Module):
     if self._mixed:
       grads = self.opt.get_unscaled_gradients(grads)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    # Summed over replicas before clipping, so that the norm is the global batch's.
+    grads = distribute.sum_gradients(grads)
     norm = tf.linalg.global_norm(grads)
     clipped, _ = tf.clip_by_global_norm(grads, self.clip, use_norm=norm)
-    self.opt.apply_gradients(zip(clipped, variables))
+    self.opt.apply_gradients(zip(clipped, variables), skip_gradients_aggregation=True)
     return {'grad_norm': norm, 'clipped_gradient_norm': tf.minimum(norm, self.clip)}
 
   def build(self, variables):

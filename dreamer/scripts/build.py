@@ -91,31 +91,79 @@ def planner_name(spec):
   return f"cem_{spec['objective']}_h{spec['horizon']}"
 
 
-def datasets(config, run_dir):
-  """Callables that return iterators of train and test batches."""
+def strategy(config):
+  """The tf.distribute strategy of `distribute`, or None to train on one device."""
+  from dreamer.agents import distribute
+  if config.distribute and config.jit:
+    # XLA then compiles one replica's step against another replica's variables.
+    raise BuildError(f'jit: True does not work with distribute: {config.distribute} yet; '
+                     'use one of them')
+  result = distribute.make_strategy(config.distribute)
+  if result is not None and config.batch_shape[0] % result.num_replicas_in_sync:
+    raise BuildError(
+        f'batch_shape[0] = {config.batch_shape[0]} must be a multiple of the '
+        f'{result.num_replicas_in_sync} replicas of distribute: {config.distribute}')
+  return result
+
+
+def prefetch_device(config):
+  """The accelerator that input batches are copied to, or None."""
+  import tensorflow as tf
+  if config.gpu_prefetch and tf.config.list_logical_devices('GPU'):
+    return tf.config.list_logical_devices('GPU')[0].name
+  return None
+
+
+def datasets(config, run_dir, strategy=None):
+  """Callables that return iterators of train and test batches.
+
+  Under a strategy the iterators yield per-replica batches, one input pipeline per
+  worker (each replica draws its own B / replicas chunks).
+  """
+  from dreamer.agents import distribute
   from dreamer.data import pipeline
   run_dir = pathlib.Path(run_dir)
   batch, length = config.batch_shape
-  common = dict(batch=batch, length=length, num_chunks=config.num_chunks,
+  common = dict(length=length, num_chunks=config.num_chunks,
                 clip_rewards=config.clip_rewards, pcont_scale=config.pcont_scale)
+  device = None if strategy else prefetch_device(config)
+
+  def make(directory, size, seed, **kwargs):
+    if strategy is None:
+      return iter(pipeline.make_dataset(
+          directory, batch=size, seed=seed, device=device, **common, **kwargs))
+    return iter(distribute.distribute_dataset(strategy, lambda per_replica, index: (
+        pipeline.make_dataset(directory, batch=per_replica, seed=seed + 7919 * index,
+                              **common, **kwargs)), size))
 
   def train():
-    return iter(pipeline.make_dataset(
-        run_dir / 'train_episodes', loader=config.loader, every=config.loader_every,
-        window=config.loader_window, cache_size=config.loader_cache_size,
-        seed=config.seed, **common))
+    return make(run_dir / 'train_episodes', batch, config.seed, loader=config.loader,
+                every=config.loader_every, window=config.loader_window,
+                cache_size=config.loader_cache_size)
 
   def test():
-    return iter(pipeline.make_dataset(
-        run_dir / 'test_episodes', loader='cache', every=batch,
-        cache_size=config.loader_cache_size, seed=config.seed + 1,
-        spec_directory=run_dir / 'train_episodes', **common))
+    return make(run_dir / 'test_episodes', batch, config.seed + 1, loader='cache',
+                every=batch, cache_size=config.loader_cache_size,
+                spec_directory=run_dir / 'train_episodes')
 
   return train, test
 
 
-def agent(config, obs_space, act_space):
-  """The Dreamer agent for the given observation and action spaces."""
+PRECISIONS = {16: 'float16', 32: 'float32', 'bfloat16': 'bfloat16'}
+
+
+def agent(config, obs_space, act_space, strategy=None):
+  """The Dreamer agent for the given observation and action spaces.
+
+  With a tf.distribute strategy every variable is created under its scope.
+  """
+  if strategy is not None:
+    with strategy.scope():
+      return _agent(config, obs_space, act_space, strategy)
+  return _agent(config, obs_space, act_space, None)
+
+
+def _agent(config, obs_space, act_space, strategy):
   import tensorflow as tf
   from dreamer.agents import actor_critic
   from dreamer.agents import dreamer
@@ -124,8 +172,9 @@ def agent(config, obs_space, act_space):
   from dreamer.models import world_model
   from dreamer.networks import heads
 
-  dtype = tf.float16 if config.precision == 16 else tf.float32
-  mixed = config.precision == 16
+  # Variables stay float32; layers compute in `dtype`; distributions and losses in float32.
+  dtype = tf.as_dtype(PRECISIONS[config.precision])
+  mixed = dtype == tf.float16  # Loss scaling; bfloat16 has float32's range and needs none.
   components = _state_components(config, obs_space)
   gradient_heads = list(config.gradient_heads)
   if gradient_heads == ['all_but_image']:
@@ -247,7 +296,7 @@ def agent(config, obs_space, act_space):
       wm, behaviour, optimizers, planners=planners, batch_size=config.batch_shape[0],
       horizon=config.imagination_horizon, skip_last=config.imagination_skip_last,
       stop_grad_pre_action=config.stop_grad_pre_action, discrete=discrete,
-      encoder_keys=encoder_keys, debug=config.debug, jit=config.jit)
+      encoder_keys=encoder_keys, debug=config.debug, jit=config.jit, strategy=strategy)
 
 
 def _state_components(config, obs_space):

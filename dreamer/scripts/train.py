@@ -68,10 +68,13 @@ def run(run_dir, params, log=print):
     envs += [c.envs for c in test_collections]
     first = train_collections[0].envs
     log('Build TensorFlow compute graph.')
-    agent = build.agent(config, first.obs_space, first.act_space)
+    strategy = build.strategy(config)
+    if strategy is not None:
+      log(f'Data-parallel training over {strategy.num_replicas_in_sync} replicas.')
+    agent = build.agent(config, first.obs_space, first.act_space, strategy)
     count = sum(int(np.prod(v.shape)) for v in agent.trainable_variables)
     log(f'Graph contains {count} trainable variables.')
-    train_batches, test_batches = build.datasets(config, run_dir)
+    train_batches, test_batches = build.datasets(config, run_dir, strategy)
     trainer = loop.Trainer(
         agent=agent, logger=logger, run_dir=run_dir, train_batches=train_batches,
         test_batches=test_batches, train_collections=train_collections,

@@ -80,3 +80,22 @@ def test_dataset_batches_from_directory(tmp_path):
   assert batch['image'].shape == (3, 8, 64, 64, 3) and batch['image'].dtype.name == 'uint8'
   assert batch['reward_mask'].shape == (3, 8, 1)
   np.testing.assert_allclose(batch['pcont'].numpy(), 0.99)
+
+
+def test_dataset_prefetched_to_a_device_yields_the_same_batches(tmp_path):
+  import tensorflow as tf
+  from dreamer.data import pipeline
+  rng = np.random.default_rng(1)
+  for _ in range(3):
+    episodes.save_episode(tmp_path, {
+        'image': rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8),
+        'action': rng.normal(size=(12, 2)).astype(np.float32),
+        'reward': np.ones(12, np.float32), 'pcont': np.ones(12, np.float32)})
+  plain = next(iter(pipeline.make_dataset(tmp_path, batch=2, length=5, every=3, seed=4)))
+  device = (tf.config.list_logical_devices('GPU') or tf.config.list_logical_devices('CPU'))[0].name
+  moved = next(iter(pipeline.make_dataset(
+      tmp_path, batch=2, length=5, every=3, seed=4, device=device)))
+  assert moved['image'].dtype == tf.uint8
+  assert moved['image'].device.endswith(device.split('/')[-1])
+  for key in plain:
+    np.testing.assert_array_equal(plain[key].numpy(), moved[key].numpy())

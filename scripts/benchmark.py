@@ -1,0 +1,190 @@
+"""Measures how fast Dreamer trains and acts; prints one JSON object per line.
+
+    python scripts/benchmark.py                     # paper sizes: B = T = 50, dummy task
+    python scripts/benchmark.py --params '{defaults: [dreamer, debug]}' --batch 4 8 --updates 3
+    python scripts/benchmark.py --params '{precision: 16, jit: True}'   # on a GPU
+
+Updates run on synthetic batches (random uint8 images and so on, in the layout of the
+replay), so no episodes on disk are needed. The agent, the batch of environments and the
+collection come from the same factories as in training (dreamer.scripts.build).
+"""
+
+import argparse
+import json
+import pathlib
+import platform
+import resource
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from dreamer.data import episodes as episodes_lib
+from dreamer.scripts import train as train_script
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--params', default='{}',
+                      help="YAML overrides as for training; tasks default to [dummy]")
+  parser.add_argument('--batch', type=int, nargs=2, metavar=('B', 'T'), default=None,
+                      help='batch shape of an update (default: batch_shape of the config)')
+  parser.add_argument('--updates', type=int, default=20, help='timed updates')
+  parser.add_argument('--warmup', type=int, default=2, help='untimed updates after tracing')
+  parser.add_argument('--policy_steps', type=int, default=50, help='timed policy calls')
+  parser.add_argument('--collect_steps', type=int, default=200,
+                      help='agent steps of the timed collection (all envs together)')
+  args = parser.parse_args(argv)
+  for name in ('updates', 'policy_steps', 'collect_steps'):
+    if getattr(args, name) < 1:
+      parser.error(f'--{name} must be positive')
+  return args
+
+
+def make_config(args):
+  from dreamer import config as config_lib
+  params = config_lib.parse_params(args.params)
+  params.setdefault('tasks', ['dummy'])
+  if args.batch:
+    params['batch_shape'] = list(args.batch)
+  config = train_script.build_config(params)
+  # Time a fixed number of agent steps rather than whole episodes.
+  spec = dict(config.train_collects[0], num_episodes=0, num_steps=args.collect_steps)
+  return train_script.build_config(dict(params, train_collects=[spec]))
+
+
+def synthetic_batch(config, obs_space, act_space, rng):
+  """Random [B, T] arrays with the keys and dtypes the input pipeline yields."""
+  batch, length = config.batch_shape
+  count = batch * length
+  episode = {k: np.stack([space.sample(rng) for _ in range(count)])
+             for k, space in obs_space.items()}
+  episode['action'] = np.stack([act_space.sample(rng) for _ in range(count)])
+  episode['reward'] = rng.uniform(0, 1, count).astype(np.float32)
+  episode['pcont'] = np.ones(count, np.float32)
+  episode = episodes_lib.process_episode(episode, config.clip_rewards, config.pcont_scale)
+  return {k: v.reshape((batch, length) + v.shape[1:]) for k, v in episode.items()}
+
+
+def device_name(tf):
+  gpus = tf.config.list_physical_devices('GPU')
+  if gpus:
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"{len(gpus)} x {details.get('device_name', gpus[0].name)}"
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def peak_memory_mib():
+  # ru_maxrss is in KiB on Linux and in bytes on macOS.
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return peak / (2 ** 20 if sys.platform == 'darwin' else 2 ** 10)
+
+
+def main(argv=None):
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  config = make_config(args)
+  import tensorflow as tf
+  from dreamer.agents import distribute
+  from dreamer.scripts import build
+
+  for gpu in tf.config.list_physical_devices('GPU'):
+    tf.config.experimental.set_memory_growth(gpu, True)
+  tf.random.set_seed(config.seed)
+  rng = np.random.default_rng(config.seed)
+  strategy = build.strategy(config)
+  context = dict(
+      task=config.tasks[0], batch=list(config.batch_shape), precision=config.precision,
+      jit=config.jit, distribute=config.distribute,
+      replicas=strategy.num_replicas_in_sync if strategy else 1,
+      device=device_name(tf), tensorflow=tf.__version__)
+
+  def report(metric, value, unit):
+    print(json.dumps(dict(metric=metric, value=round(float(value), 6), unit=unit, **context)),
+          flush=True)
+
+  with tempfile.TemporaryDirectory() as run_dir:
+    collections, _ = build.collections(config, run_dir, lambda c, e: None, 'train')
+    collection = collections[0]
+    try:
+      envs = collection.envs
+      start = time.perf_counter()
+      agent = build.agent(config, envs.obs_space, envs.act_space, strategy)
+      report('build_seconds', time.perf_counter() - start, 's')
+      report('parameters', sum(int(np.prod(v.shape)) for v in agent.trainable_variables),
+             'count')
+      data = synthetic_batch(config, envs.obs_space, envs.act_space, rng)
+      data = distribute.split_batch(strategy, {k: tf.constant(v) for k, v in data.items()})
+      time_updates(agent, data, args, report)
+      time_policy(agent, collection, args, report)
+      time_collection(agent, collection, report)
+    finally:
+      for other in collections:
+        other.envs.close()
+  report('peak_memory', peak_memory_mib(), 'MiB')
+
+
+def time_updates(agent, data, args, report):
+  start = time.perf_counter()
+  metrics = agent.train(data)
+  float(metrics['loss/model'])
+  report('trace_seconds', time.perf_counter() - start, 's')
+  for _ in range(args.warmup):
+    metrics = agent.train(data)
+  float(metrics['loss/model'])
+  start = time.perf_counter()
+  for _ in range(args.updates):
+    metrics = agent.train(data)
+  float(metrics['loss/model'])  # Waits for the device to finish the queued updates.
+  seconds = (time.perf_counter() - start) / args.updates
+  report('update_seconds', seconds, 's')
+  report('updates_per_second', 1 / seconds, '1/s')
+
+
+def time_policy(agent, collection, args, report):
+  envs = collection.envs
+  obs = envs.reset()
+  obs = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+  reset = np.ones(len(envs), bool)
+  noise = collection.noise(0)
+
+  def step(state):
+    action, state = agent.policy(obs, state, reset, noise, collection.planner,
+                                 collection.noise_type)
+    action.numpy()
+    return state
+
+  start = time.perf_counter()
+  state = step(None)
+  report('policy_trace_seconds', time.perf_counter() - start, 's')
+  start = time.perf_counter()
+  for _ in range(args.policy_steps):
+    state = step(state)
+  report('policy_step_seconds', (time.perf_counter() - start) / args.policy_steps, 's')
+
+
+def time_collection(agent, collection, report):
+  """Agent steps per second of policy and environments together, as in training."""
+  steps = [0]
+
+  def policy(obs, state, reset, scales):
+    steps[0] += len(reset)
+    action, state = agent.policy(obs, state, reset, scales, collection.planner,
+                                 collection.noise_type)
+    return action.numpy(), state
+
+  start = time.perf_counter()
+  collection.run(policy, collection.noise(0))
+  seconds = time.perf_counter() - start
+  report('collect_steps_per_second', steps[0] / seconds, '1/s')
+  report('collect_frames_per_second', steps[0] * collection.action_repeat / seconds, '1/s')
+
+
+if __name__ == '__main__':
+  main()
