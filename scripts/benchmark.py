@@ -3,6 +3,7 @@
     python scripts/benchmark.py                     # paper sizes: B = T = 50, dummy task
     python scripts/benchmark.py --params '{defaults: [dreamer, debug]}' --batch 4 8 --updates 3
     python scripts/benchmark.py --params '{precision: 16, jit: True}'   # on a GPU
+    python scripts/benchmark.py --env_sweep walker_walk   # env stepping: 1, 2, 4 envs x isolation
 
 Updates run on synthetic batches (random uint8 images and so on, in the layout of the
 replay), so no episodes on disk are needed. The agent, the batch of environments and the
@@ -35,8 +36,13 @@ def parse_args(argv):
   parser.add_argument('--policy_steps', type=int, default=50, help='timed policy calls')
   parser.add_argument('--collect_steps', type=int, default=200,
                       help='agent steps of the timed collection (all envs together)')
+  parser.add_argument('--env_sweep', metavar='TASK', default=None,
+                      help='only measure env stepping of TASK with random actions for 1, 2 '
+                      'and 4 envs in each isolation mode (no TensorFlow is loaded)')
+  parser.add_argument('--sweep_steps', type=int, default=100,
+                      help='timed agent steps per env and setting of --env_sweep')
   args = parser.parse_args(argv)
-  for name in ('updates', 'policy_steps', 'collect_steps'):
+  for name in ('updates', 'policy_steps', 'collect_steps', 'sweep_steps'):
     if getattr(args, name) < 1:
       parser.error(f'--{name} must be positive')
   return args
@@ -68,7 +74,7 @@ def synthetic_batch(config, obs_space, act_space, rng):
 
 
 def device_name(tf):
-  gpus = tf.config.list_physical_devices('GPU')
+  gpus = tf.config.list_physical_devices('GPU') if tf else []
   if gpus:
     details = tf.config.experimental.get_device_details(gpus[0])
     return f"{len(gpus)} x {details.get('device_name', gpus[0].name)}"
@@ -87,8 +93,44 @@ def peak_memory_mib():
   return peak / (2 ** 20 if sys.platform == 'darwin' else 2 ** 10)
 
 
+def env_sweep(task, steps, counts=(1, 2, 4), isolations=('none', 'thread', 'process')):
+  """Agent steps per second of a batch of `task` envs stepped with random actions.
+
+  Runs without TensorFlow in this process, so that even rendered tasks can be stepped
+  in-process ('none') and in threads: this measures what isolation costs and how process
+  workers scale, not the agent.
+  """
+  import functools
+  import os
+  from dreamer.envs import parallel
+  from dreamer.envs import registry
+  rng = np.random.default_rng(0)
+  for isolation in isolations:
+    for count in counts:
+      constructors = [functools.partial(registry.make_env, task, seed=i) for i in range(count)]
+      envs = parallel.BatchEnv(constructors, [f'{task} {i}' for i in range(count)], isolation)
+      try:
+        envs.reset()
+        envs.step([envs.act_space.sample(rng) for _ in range(count)])  # Warm up renderers.
+        start = time.perf_counter()
+        for _ in range(steps):
+          _, _, dones, _ = envs.step([envs.act_space.sample(rng) for _ in range(count)])
+          done = [i for i, d in enumerate(dones) if d]
+          if done:
+            envs.reset(done)
+        seconds = time.perf_counter() - start
+      finally:
+        envs.close()
+      print(json.dumps(dict(
+          metric='env_steps_per_second', value=round(count * steps / seconds, 2), unit='1/s',
+          task=task, envs=count, isolation=isolation, cores=os.cpu_count(),
+          device=device_name(None))), flush=True)
+
+
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
+  if args.env_sweep:
+    return env_sweep(args.env_sweep, args.sweep_steps)
   config = make_config(args)
   import tensorflow as tf
   from dreamer.agents import distribute

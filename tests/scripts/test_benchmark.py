@@ -35,3 +35,17 @@ def test_benchmark_prints_one_json_line_per_measurement():
   ratio = records['collect_frames_per_second']['value'] / records['collect_steps_per_second'][
       'value']
   assert abs(ratio - 50) < 1e-3
+
+
+def test_env_sweep_covers_every_isolation_and_count_without_tensorflow():
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+  code = ('import sys, runpy; sys.argv = ["benchmark.py", "--env_sweep", "dummy", '
+          '"--sweep_steps", "3"]; runpy.run_path("scripts/benchmark.py", run_name="__main__"); '
+          'assert "tensorflow" not in sys.modules')
+  process = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                           env=env, timeout=300, cwd=ROOT)
+  assert process.returncode == 0, process.stderr[-3000:]
+  lines = [json.loads(line) for line in process.stdout.splitlines()]
+  assert {(r['isolation'], r['envs']) for r in lines} == {
+      (i, n) for i in ('none', 'thread', 'process') for n in (1, 2, 4)}
+  assert all(r['metric'] == 'env_steps_per_second' and r['value'] > 0 for r in lines)
