@@ -60,11 +60,16 @@ def save_episode(directory, episode):
   stamp = datetime.datetime.now().strftime('%Y%m%dT%H%M%S')
   path = directory / f'{stamp}-{uuid.uuid4().hex}-{length}.npz'
   tmp = directory / f'.{path.name}.tmp'
-  with open(tmp, 'wb') as f:
-    np.savez_compressed(f, **episode)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, 'wb') as f:
+      np.savez_compressed(f, **episode)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    # A full disk fails mid-write: leave no partial file behind to take more space.
+    tmp.unlink(missing_ok=True)
+    raise
   return path
 
 
