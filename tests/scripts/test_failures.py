@@ -111,6 +111,28 @@ def test_dead_env_worker_stops_the_run_and_keeps_its_data(tmp_path, monkeypatch)
   assert not multiprocessing.active_children()  # The test env's worker was closed too.
 
 
+def test_resume_falls_back_from_a_truncated_checkpoint(tmp_path, capsys):
+  params = dict(SMOKE, checkpoint_every=10)  # Checkpoints after epoch 1 (20) and 2 (40).
+  run(tmp_path, params)
+  run_dir = tmp_path / '00001'
+  index = run_dir / 'model.ckpt-40.index'
+  index.write_bytes(index.read_bytes()[:20])
+  (run_dir / 'DONE').unlink()
+  config = yaml.safe_load((run_dir / 'config.yaml').read_text())
+  config['max_steps'] = 60
+  (run_dir / 'config.yaml').write_text(yaml.safe_dump(config))
+  capsys.readouterr()
+  run(tmp_path, params)
+  out = capsys.readouterr().out
+  warnings = [line for line in out.splitlines() if line.startswith('Warning: checkpoint')]
+  assert len(warnings) == 1 and 'model.ckpt-40' in warnings[0], out[-3000:]
+  assert f'Restored {run_dir}/model.ckpt-20 at ' in out
+  assert 'Epoch 2 phase train' in out  # Epoch 2 is trained again from the checkpoint at 20.
+  assert (run_dir / 'model.ckpt-40.index.damaged').exists()
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-60')
+  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+
+
 def cli_command(logdir, params):
   return [sys.executable, '-m', 'dreamer.scripts.train', '--logdir', str(logdir),
           '--params', yaml.safe_dump(params, default_flow_style=True).strip()]
@@ -242,7 +264,8 @@ SMOKE_YAML = yaml.safe_dump(SMOKE, default_flow_style=True).strip()
     row('not_finite', '{tasks: [dummy], model_lr: .nan}', 'model_lr must be finite'),
     row('unknown_preset', '{defaults: [dreamer, debg], tasks: [dummy]}',
         "unknown preset 'debg'"),
-    row('unknown_task', '{tasks: [walker_runn]}', "unknown task 'walker_runn'; closest: walker_run"),
+    row('unknown_task', '{tasks: [walker_runn]}',
+        "unknown task 'walker_runn'; closest: walker_run"),
     row('resume_runs_maybe', flags=('--resume_runs', 'maybe'), message='must be True or False'),
     row('num_runs_not_a_number', flags=('--num_runs', 'x'), message="invalid int value: 'x'"),
     row('logdir_is_a_file', logdir=a_file, message='is a file, not a directory',
