@@ -106,13 +106,13 @@ def run(run_dir, params, log=print):
 
 def _stopped_message(error, run_dir):
   """One line for a failure in a run, or None for errors that need their traceback."""
-  resume = (f'run {run_dir} keeps its episodes and checkpoints; delete its DONE and FAIL '
-            'files and run the same command again to resume')
-  if isinstance(error, OSError) and not isinstance(error, parallel.EnvError):
+  resume = (f'its episodes and checkpoints stay in {run_dir}; to resume, delete its DONE and '
+            'FAIL files and run the same command again')
+  if isinstance(error, OSError):
     if error.errno not in (errno.ENOSPC, errno.EDQUOT):
       return None
-    return f'no space left on device while writing {error.filename or "to " + str(run_dir)}; ' \
-           f'free some space: {resume}'
+    where = error.filename or f'to {run_dir}'
+    return f'no space left on device while writing {where}; free some space; {resume}'
   if isinstance(error, parallel.EnvError):
     lines = str(error).strip().splitlines()
     # Errors raised inside a worker carry its traceback: keep the headline and the error.

@@ -108,7 +108,8 @@ class Trainer:
     if not self._unchecked:
       return
     names = [name for losses in self._unchecked for name in losses]
-    values = tf.stack([value for losses in self._unchecked for value in losses.values()])
+    values = tf.stack([value if value.dtype == tf.float32 else tf.cast(value, tf.float32)
+                       for losses in self._unchecked for value in losses.values()])
     self._unchecked = []
     values = values.numpy()
     bad = np.flatnonzero(~np.isfinite(values))
@@ -118,7 +119,7 @@ class Trainer:
   def _diverged(self, what):
     latest = self.checkpoints.latest
     kept = (f'the last good checkpoint is kept at {latest}' if latest else
-            'no checkpoint was saved before')
+            'no checkpoint was saved yet')
     raise Diverged(f'training diverged: {what} at {self.frames} env frames; {kept}')
 
   def _train(self, batch):
