@@ -36,6 +36,17 @@ def count_episodes(directory):
   return len(paths), sum(episode_length(p) for p in paths)
 
 
+def remove_partial(directory):
+  """Deletes the temporary files of episode writes that a killed process left behind and
+  returns their names. Only for the run's owner at start, never while it is writing."""
+  directory = pathlib.Path(directory)
+  removed = []
+  for path in sorted(directory.glob('.*.npz.tmp')):
+    path.unlink(missing_ok=True)
+    removed.append(path.name)
+  return removed
+
+
 def stack_steps(steps):
   """Turns a list of per-step dicts into a dict of arrays with a leading time axis."""
   keys = steps[0].keys()

@@ -48,6 +48,7 @@ def run(run_dir, params, log=print):
   """Trains one run in `run_dir`, yielding the score of every evaluation."""
   import numpy as np
   import tensorflow as tf
+  from dreamer.data import episodes
   from dreamer.scripts import build
   from dreamer.training import checkpoints
   from dreamer.training import logger as logger_lib
@@ -58,6 +59,9 @@ def run(run_dir, params, log=print):
   config = build_config(params, run_dir)
   log(f"{'Resume run' if resuming else 'Start a new run'} and write summaries and "
       f'checkpoints to {run_dir}.')
+  for kind in ('train', 'test'):
+    for name in episodes.remove_partial(run_dir / f'{kind}_episodes'):
+      log(f'Removed {name}, an episode whose writing was interrupted.')
   for gpu in tf.config.list_physical_devices('GPU'):
     tf.config.experimental.set_memory_growth(gpu, True)
   tf.random.set_seed(config.seed)

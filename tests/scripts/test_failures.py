@@ -38,13 +38,15 @@ def assert_finite_checkpoint(path):
       assert np.isfinite(value).all(), name
 
 
-def assert_episodes_load(directory):
-  """Every file the loaders would see is a complete episode; nothing half-written is left."""
+def assert_episodes_load(directory, partial_ok=False):
+  """Every file the loaders would see is a complete episode; nothing half-written is left
+  (a process killed mid-write may leave a temporary file, which the loaders never list)."""
   paths = episodes.list_episodes(directory)
   for path in paths:
     with np.load(path) as data:
       assert len({len(data[k]) for k in data.files}) == 1, path
-  assert not [p.name for p in directory.iterdir() if p.name.endswith(('.tmp', '.corrupt'))]
+  left = [p.name for p in directory.iterdir() if p.name.endswith(('.tmp', '.corrupt'))]
+  assert not [n for n in left if not (partial_ok and n.endswith('.tmp'))], left
   return paths
 
 
@@ -168,7 +170,10 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
   assert process.returncode == -signal.SIGKILL
   assert not (run_dir / 'DONE').exists(), 'the first run ended before it was killed'
   saved = checkpoint_step(tf.train.latest_checkpoint(str(run_dir)))
-  before = assert_episodes_load(train_dir)
+  before = assert_episodes_load(train_dir, partial_ok=True)
+  # What a kill in the middle of writing an episode leaves; the resumed run removes it.
+  partial = train_dir / '.20200101T000000-0123456789abcdef0123456789abcdef-21.npz.tmp'
+  partial.write_bytes(b'PK half an episode')
 
   result = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=200)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -178,6 +183,7 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
   step, frames = int(restored.group(3)), int(restored.group(2))
   assert step == int(restored.group(1)) >= saved > 0 and frames > 0
   assert 'Collecting initial' not in result.stdout  # The seed episodes are on disk already.
+  assert f'Removed {partial.name}' in result.stdout and not partial.exists()
   first_epoch = int(re.search(r'Epoch (\d+) phase', result.stdout).group(1))
   assert first_epoch == step // 20 + 1  # The schedule continues; 20 global steps per epoch.
   after = assert_episodes_load(train_dir)
