@@ -36,6 +36,17 @@ def count_episodes(directory):
   return len(paths), sum(episode_length(p) for p in paths)
 
 
+def remove_partial(directory):
+  """Deletes the temporary files of episode writes that a killed process left behind and
+  returns their names. Only for the run's owner at start, never while it is writing."""
+  directory = pathlib.Path(directory)
+  removed = []
+  for path in sorted(directory.glob('.*.npz.tmp')):
+    path.unlink(missing_ok=True)
+    removed.append(path.name)
+  return removed
+
+
 def stack_steps(steps):
   """Turns a list of per-step dicts into a dict of arrays with a leading time axis."""
   keys = steps[0].keys()
@@ -60,11 +71,16 @@ def save_episode(directory, episode):
   stamp = datetime.datetime.now().strftime('%Y%m%dT%H%M%S')
   path = directory / f'{stamp}-{uuid.uuid4().hex}-{length}.npz'
   tmp = directory / f'.{path.name}.tmp'
-  with open(tmp, 'wb') as f:
-    np.savez_compressed(f, **episode)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, 'wb') as f:
+      np.savez_compressed(f, **episode)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    # A full disk fails mid-write: leave no partial file behind to take more space.
+    tmp.unlink(missing_ok=True)
+    raise
   return path
 
 

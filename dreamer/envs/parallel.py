@@ -178,6 +178,8 @@ class Subprocess:
     return value
 
   def _dead_message(self, method):
+    # The pipe closes a moment before the process is reaped; wait for its exit code.
+    self._process.join(timeout=2)
     code = self._process.exitcode
     return (f"environment worker for '{self.name}' died during {method} "
             f'(exit code {code}); see its output above')

@@ -5,14 +5,20 @@ import this module when they are spawned, never load it.
 """
 
 import argparse
+import errno
 import os
 import pathlib
 import sys
-import types
 
 from dreamer import config as config_lib
+from dreamer.envs import parallel
 from dreamer.envs import registry
 from dreamer.training import runs
+
+
+class RunStopped(RuntimeError):
+  """A run stopped on a failure the user can act on: diverged training, a dead environment,
+  a full disk, unreadable checkpoints. The message is one line; FAIL has the details."""
 
 
 def build_config(params, run_dir=None):
@@ -41,7 +47,9 @@ def run(run_dir, params, log=print):
   """Trains one run in `run_dir`, yielding the score of every evaluation."""
   import numpy as np
   import tensorflow as tf
+  from dreamer.data import episodes
   from dreamer.scripts import build
+  from dreamer.training import checkpoints
   from dreamer.training import logger as logger_lib
   from dreamer.training import loop
 
@@ -50,12 +58,16 @@ def run(run_dir, params, log=print):
   config = build_config(params, run_dir)
   log(f"{'Resume run' if resuming else 'Start a new run'} and write summaries and "
       f'checkpoints to {run_dir}.')
+  for kind in ('train', 'test'):
+    for name in episodes.remove_partial(run_dir / f'{kind}_episodes'):
+      log(f'Removed {name}, an episode whose writing was interrupted.')
   for gpu in tf.config.list_physical_devices('GPU'):
     tf.config.experimental.set_memory_growth(gpu, True)
   tf.random.set_seed(config.seed)
   np.random.seed(config.seed)
   logger = logger_lib.Logger(run_dir, log)
   envs = []
+  stopped = (parallel.EnvError, loop.Diverged, checkpoints.CheckpointError, OSError)
   try:
     trainer = None
 
@@ -88,10 +100,32 @@ def run(run_dir, params, log=print):
     trainer.restore()
     trainer.seed()
     yield from trainer.run()
+  except stopped as e:
+    message = _stopped_message(e, run_dir)
+    if message is None:
+      raise
+    raise RunStopped(message) from e
   finally:
     for batch in envs:
       batch.close()
     logger.close()
+
+
+def _stopped_message(error, run_dir):
+  """One line for a failure in a run, or None for errors that need their traceback."""
+  resume = (f'its episodes and checkpoints stay in {run_dir}; to resume, delete its DONE and '
+            'FAIL files and run the same command again')
+  if isinstance(error, OSError):
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+      return None
+    where = error.filename or f'to {run_dir}'
+    return f'no space left on device while writing {where}; free some space; {resume}'
+  if isinstance(error, parallel.EnvError):
+    lines = str(error).strip().splitlines()
+    # Errors raised inside a worker carry its traceback: keep the headline and the error.
+    text = f"{lines[0].rstrip(':')}: {lines[-1].strip()}" if len(lines) > 1 else lines[0]
+    return f'{text}; {resume}'
+  return str(error)
 
 
 def main(args):
@@ -114,8 +148,15 @@ def _bool(text):
   return text == 'True'
 
 
+class _Parser(argparse.ArgumentParser):
+
+  def error(self, message):
+    # One line like every other bad input, instead of the usage block; --help shows that.
+    self.exit(2, f'error: {message} (see --help)\n')
+
+
 def parse_args(argv):
-  parser = argparse.ArgumentParser(
+  parser = _Parser(
       prog='python -m dreamer.scripts.train', description=__doc__.split('\n')[0])
   parser.add_argument('--logdir', required=True, help='base directory; runs go to 00001, ...')
   parser.add_argument('--params', default='{}', help="YAML mapping, e.g. '{defaults: [dreamer]}'")
@@ -142,6 +183,9 @@ def cli(argv=None):
   except errors as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except RunStopped as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
   except KeyboardInterrupt:
     print('Interrupted; run the same command again to resume.', file=sys.stderr)
     return 130

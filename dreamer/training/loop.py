@@ -5,15 +5,21 @@ user sees is indexed by environment frames.
 """
 
 import collections
+import re
 import time
 
 import numpy as np
 import tensorflow as tf
 
 from dreamer.data import episodes as episodes_lib
+from dreamer.training import checkpoints as checkpoints_lib
 from dreamer.training import collect as collect_lib
 from dreamer.training import logger as logger_lib
 from dreamer.training import summaries
+
+
+class Diverged(RuntimeError):
+  """A loss became NaN or infinite; the weights in memory are not worth saving."""
 
 
 class Schedule:
@@ -75,9 +81,9 @@ class Trainer:
     self.env_frames = tf.Variable(0, dtype=tf.int64, trainable=False, name='env_frames')
     self.checkpoint = tf.train.Checkpoint(
         agent=agent, global_step=self.global_step, env_frames=self.env_frames)
-    self.manager = tf.train.CheckpointManager(
-        self.checkpoint, str(run_dir), max_to_keep=1, checkpoint_name='model.ckpt')
+    self.checkpoints = checkpoints_lib.Checkpoints(self.checkpoint, run_dir, keep=2, log=log)
     self._pending = collections.defaultdict(list)
+    self._unchecked = []  # Train losses (tensors) not yet checked for NaN and inf.
     self._timer = (time.time(), 0, 0)
 
   @property
@@ -85,17 +91,58 @@ class Trainer:
     return int(self.env_frames.numpy())
 
   def restore(self):
-    """Restores the latest checkpoint of the run, if any; returns whether it did."""
-    path = self.manager.latest_checkpoint
+    """Restores the newest readable checkpoint of the run, if any; returns whether it did."""
+    path = self.checkpoints.restore()
     if not path:
       return False
-    self.checkpoint.restore(path).assert_existing_objects_matched()
     self._log(f'Restored {path} at {self.frames} env frames '
               f'(global step {int(self.global_step.numpy())}).')
     return True
 
   def save(self):
-    self.manager.save(checkpoint_number=int(self.global_step.numpy()))
+    """Saves the weights, unless training diverged: NaN never replaces a good checkpoint."""
+    self._check_finite()
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self.agent.variables
+                            if v.dtype.is_floating])
+    if not finite.numpy():
+      self._diverged('the weights hold NaN or inf')
+    self.checkpoints.save(int(self.global_step.numpy()))
+
+  def _check_finite(self):
+    """Raises Diverged if a train loss since the last call is NaN or inf.
+
+    One host round trip for all of them, made only where the loop waits for the host anyway
+    (before collecting, at the end of a train phase, before saving).
+    """
+    if not self._unchecked:
+      return
+    names = [name for losses in self._unchecked for name in losses]
+    values = tf.stack([value if value.dtype == tf.float32 else tf.cast(value, tf.float32)
+                       for losses in self._unchecked for value in losses.values()])
+    self._unchecked = []
+    values = values.numpy()
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+      self._diverged(f'{names[bad[0]]} loss is {values[bad[0]]}')
+
+  def _diverged(self, what):
+    latest = self.checkpoints.latest
+    kept = (f'the last good checkpoint is kept at {latest}' if latest else
+            'no checkpoint was saved yet')
+    raise Diverged(f'training diverged: {what} at {self.frames} env frames; {kept}')
+
+  def _train(self, batch):
+    try:
+      metrics = self.agent.train(batch)
+    except tf.errors.InvalidArgumentError as e:
+      # With `debug: True` the agent checks its losses itself before applying gradients.
+      match = re.search(r'(\w+) loss : Tensor had (NaN|Inf) values', e.message)
+      if not match:
+        raise
+      self._diverged(f'{match.group(1)} loss is {match.group(2).lower()}')
+    self._unchecked.append({k[len('loss/'):]: v for k, v in metrics.items()
+                            if k.startswith('loss/')})
+    return metrics
 
   def seed(self):
     """Fills train_episodes/ and test_episodes/ with random episodes (SPEC 8.2).
@@ -165,17 +212,19 @@ class Trainer:
       progress((phase_step % length) // self._batch, f'(env frames {self.frames})')
       if phase == 'train':
         data = next(train_iter)
-        metrics = self.agent.train(data)
+        metrics = self._train(data)
         self.global_step.assign_add(self._batch)
         self._pending['metrics'].append(metrics)
         for collection in self._train_collections:
           if collection.due(phase_step, self._batch):
+            self._check_finite()  # A diverged policy would only act with NaN.
             self._collect(collection, phase_step)
         if self._schedule.fires(phase_step, self._print_every) or phase_step == 0:
           self._print_progress()
         if self._schedule.fires(phase_step, self._train_log_every):
           self._write_train(data)
       else:
+        self._check_finite()
         if test_iter is None:
           test_iter = iter(self._test_batches())
         metrics = self.agent.evaluate(next(test_iter))

@@ -1,6 +1,7 @@
 """Episode files: naming, atomic writes, round trip, damaged files, load-time transforms."""
 
 import numpy as np
+import pytest
 
 from dreamer.data import episodes
 
@@ -37,6 +38,29 @@ def test_temporary_and_foreign_files_are_not_listed(tmp_path):
   (tmp_path / '.20200101T000000-0123456789abcdef0123456789abcdef-5.npz.tmp').write_bytes(b'x')
   (tmp_path / 'notes.npz').write_bytes(b'x')
   assert len(episodes.list_episodes(tmp_path)) == 1
+
+
+def test_partial_writes_are_removed_and_finished_episodes_kept(tmp_path):
+  path = episodes.save_episode(tmp_path, make_episode())
+  partial = tmp_path / '.20200101T000000-0123456789abcdef0123456789abcdef-5.npz.tmp'
+  partial.write_bytes(b'PK half')
+  assert episodes.remove_partial(tmp_path) == [partial.name]
+  assert sorted(tmp_path.iterdir()) == [path]
+  assert episodes.remove_partial(tmp_path / 'missing') == []
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+  first = episodes.save_episode(tmp_path, make_episode())
+
+  def full(file, **arrays):
+    file.write(b'PK half')
+    raise OSError(28, 'No space left on device')
+
+  monkeypatch.setattr(np, 'savez_compressed', full)
+  with pytest.raises(OSError, match='No space'):
+    episodes.save_episode(tmp_path, make_episode())
+  assert sorted(tmp_path.iterdir()) == [first]
+  assert episodes.load_episode(first) is not None
 
 
 def test_damaged_file_is_skipped_and_moved_aside(tmp_path, caplog):

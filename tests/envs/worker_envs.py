@@ -64,3 +64,22 @@ class Crashing:
 
   def close(self):
     pass
+
+
+class DiesAfter(wrappers.Wrapper):
+  """Ends its own process without a word after `steps` steps, as a segfault or the kernel's
+  out-of-memory killer would."""
+
+  def __init__(self, env, steps):
+    super().__init__(env)
+    self._left = steps
+
+  def step(self, action):
+    self._left -= 1
+    if self._left < 0:
+      os._exit(3)
+    return self.env.step(action)
+
+
+def dying(constructor, steps):
+  return DiesAfter(constructor(), steps)

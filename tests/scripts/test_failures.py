@@ -1,0 +1,305 @@
+"""Experiments that survive: divergence, dying environments, kill -9 and malformed input."""
+
+import functools
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from dreamer.data import episodes
+from dreamer.scripts import build
+from dreamer.scripts import train
+from tests.envs import worker_envs
+
+SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
+         'imagination_horizon': 3, 'isolate_envs': 'none'}
+
+
+def run(logdir, params):
+  args = types.SimpleNamespace(logdir=str(logdir), params=params, num_runs=1,
+                               resume_runs=True, ping_every=0)
+  return train.main(args)
+
+
+def assert_finite_checkpoint(path):
+  reader = tf.train.load_checkpoint(path)
+  for name in reader.get_variable_to_shape_map():
+    value = np.asarray(reader.get_tensor(name))
+    if value.dtype.kind == 'f':
+      assert np.isfinite(value).all(), name
+
+
+def assert_episodes_load(directory, partial_ok=False):
+  """Every file the loaders would see is a complete episode; nothing half-written is left
+  (a process killed mid-write may leave a temporary file, which the loaders never list)."""
+  paths = episodes.list_episodes(directory)
+  for path in paths:
+    with np.load(path) as data:
+      assert len({len(data[k]) for k in data.files}) == 1, path
+  left = [p.name for p in directory.iterdir() if p.name.endswith(('.tmp', '.corrupt'))]
+  assert not [n for n in left if not (partial_ok and n.endswith('.tmp'))], left
+  return paths
+
+
+@pytest.mark.parametrize('poison, at_update, message', [
+    ('loss', 5, 'training diverged: model loss is nan at '),
+    ('weights', 6, 'training diverged: the weights hold NaN or inf at '),
+])
+def test_divergence_stops_without_saving_nan(tmp_path, monkeypatch, poison, at_update,
+                                             message):
+  real_agent = build.agent
+
+  def agent(*args):
+    result = real_agent(*args)
+    real_train, updates = result.train, []
+
+    def poisoned(data):
+      metrics = real_train(data)
+      updates.append(1)
+      if len(updates) >= at_update:
+        variable = result.world_model.trainable_variables[0]
+        variable.assign(variable * np.nan)
+        if poison == 'loss':
+          metrics = dict(metrics, **{'loss/model': tf.constant(np.nan)})
+      return metrics
+
+    result.train = poisoned
+    return result
+
+  monkeypatch.setattr(build, 'agent', agent)
+  # Two updates per 20-step epoch and a checkpoint after each: the poison comes in epoch 3,
+  # after the checkpoints at 20 and 40; without the check the one at 60 would hold NaN.
+  params = dict(SMOKE, debug=False, max_steps=100, checkpoint_every=10)
+  with pytest.raises(train.RunStopped) as info:
+    run(tmp_path, params)
+  run_dir = tmp_path / '00001'
+  latest = tf.train.latest_checkpoint(str(run_dir))
+  assert latest.endswith('model.ckpt-40')
+  assert_finite_checkpoint(latest)
+  text = str(info.value)
+  assert text.startswith(message) and '\n' not in text
+  assert text.endswith(f'the last good checkpoint is kept at {latest}')
+  assert message in (run_dir / 'FAIL').read_text()
+
+
+@pytest.mark.timeout(120)
+def test_dead_env_worker_stops_the_run_and_keeps_its_data(tmp_path, monkeypatch):
+  real_constructor = build.env_constructor
+
+  def constructor(config, task_name, mode, index, give_rewards=True):
+    inner = real_constructor(config, task_name, mode, index, give_rewards)
+    # The train worker writes its seed episode (20 steps), then dies while collecting.
+    return functools.partial(worker_envs.dying, inner, 25) if mode == 'train' else inner
+
+  monkeypatch.setattr(build, 'env_constructor', constructor)
+  children = set(multiprocessing.active_children())
+  with pytest.raises(train.RunStopped) as info:
+    run(tmp_path, dict(SMOKE, isolate_envs='process', max_steps=400))
+  text = str(info.value)
+  assert "environment worker for 'dummy (train 0)' died during step (exit code 3)" in text
+  assert '\n' not in text and f'stay in {tmp_path / "00001"}; to resume' in text
+  run_dir = tmp_path / '00001'
+  assert "worker for 'dummy (train 0)' died" in (run_dir / 'FAIL').read_text()
+  assert len(assert_episodes_load(run_dir / 'train_episodes')) >= 1
+  assert len(assert_episodes_load(run_dir / 'test_episodes')) >= 1
+  # The test env's worker was closed too.
+  assert not set(multiprocessing.active_children()) - children
+
+
+def test_resume_falls_back_from_a_truncated_checkpoint(tmp_path, capsys):
+  params = dict(SMOKE, checkpoint_every=10)  # Checkpoints after epoch 1 (20) and 2 (40).
+  run(tmp_path, params)
+  run_dir = tmp_path / '00001'
+  index = run_dir / 'model.ckpt-40.index'
+  index.write_bytes(index.read_bytes()[:20])
+  (run_dir / 'DONE').unlink()
+  config = yaml.safe_load((run_dir / 'config.yaml').read_text())
+  config['max_steps'] = 60
+  (run_dir / 'config.yaml').write_text(yaml.safe_dump(config))
+  capsys.readouterr()
+  run(tmp_path, params)
+  out = capsys.readouterr().out
+  warnings = [line for line in out.splitlines() if line.startswith('Warning: checkpoint')]
+  assert len(warnings) == 1 and 'model.ckpt-40' in warnings[0], out[-3000:]
+  assert f'Restored {run_dir}/model.ckpt-20 at ' in out
+  assert 'Epoch 2 phase train' in out  # Epoch 2 is trained again from the checkpoint at 20.
+  assert (run_dir / 'model.ckpt-40.index.damaged').exists()
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-60')
+  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+
+
+def cli_command(logdir, params):
+  return [sys.executable, '-m', 'dreamer.scripts.train', '--logdir', str(logdir),
+          '--params', yaml.safe_dump(params, default_flow_style=True).strip()]
+
+
+def cli_env():
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONUNBUFFERED='1')
+
+
+def checkpoint_step(path):
+  return int(re.search(r'model\.ckpt-(\d+)$', path).group(1))
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_then_the_same_command_resumes(tmp_path):
+  run_dir = tmp_path / '00001'
+  train_dir = run_dir / 'train_episodes'
+  command = cli_command(tmp_path, dict(SMOKE, max_steps=200, checkpoint_every=10))
+  log = open(tmp_path / 'first.log', 'w')
+  process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=cli_env())
+  try:
+    deadline = time.time() + 150
+    while not (list(run_dir.glob('model.ckpt-*.index')) and
+               len(episodes.list_episodes(train_dir)) >= 2):
+      assert process.poll() is None, (tmp_path / 'first.log').read_text()
+      assert time.time() < deadline, 'no checkpoint in time'
+      time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+  finally:
+    process.kill()
+    process.wait()
+    log.close()
+  assert process.returncode == -signal.SIGKILL
+  assert not (run_dir / 'DONE').exists(), 'the first run ended before it was killed'
+  saved = checkpoint_step(tf.train.latest_checkpoint(str(run_dir)))
+  before = assert_episodes_load(train_dir, partial_ok=True)
+  # What a kill in the middle of writing an episode leaves; the resumed run removes it.
+  partial = train_dir / '.20200101T000000-0123456789abcdef0123456789abcdef-21.npz.tmp'
+  partial.write_bytes(b'PK half an episode')
+
+  result = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=200)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  restored = re.search(r'Restored \S+model\.ckpt-(\d+) at (\d+) env frames '
+                       r'\(global step (\d+)\)', result.stdout)
+  assert restored, result.stdout[-3000:]
+  step, frames = int(restored.group(3)), int(restored.group(2))
+  assert step == int(restored.group(1)) >= saved > 0 and frames > 0
+  assert 'Collecting initial' not in result.stdout  # The seed episodes are on disk already.
+  assert f'Removed {partial.name}' in result.stdout and not partial.exists()
+  first_epoch = int(re.search(r'Epoch (\d+) phase', result.stdout).group(1))
+  assert first_epoch == step // 20 + 1  # The schedule continues; 20 global steps per epoch.
+  after = assert_episodes_load(train_dir)
+  assert set(before) <= set(after) and len(after) > len(before)
+  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-200')
+
+
+# Code run before the CLI in the same interpreter, to fake what a test cannot arrange for real.
+DISK_FULL = '''
+import errno, numpy as np
+real, calls = np.savez_compressed, []
+def full(file, *args, **kwargs):
+  calls.append(1)
+  if len(calls) < 3:  # Two seed episodes fit, then the disk is full mid-write.
+    return real(file, *args, **kwargs)
+  file.write(b'PK half an episode')
+  raise OSError(errno.ENOSPC, 'No space left on device')
+np.savez_compressed = full
+'''
+NAN_REWARD = '''
+from dreamer.envs import dummy
+real = dummy.DummyEnv.step
+def step(self, action):
+  obs, _, done, info = real(self, action)
+  return obs, float('nan'), done, info
+dummy.DummyEnv.step = step
+'''
+# What TensorFlow's C++ side logs on import whatever TF_CPP_MIN_LOG_LEVEL says.
+TF_NOISE = re.compile(r'^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:)')
+RUN = '\nimport sys\nfrom dreamer.scripts import train\nsys.exit(train.cli(sys.argv[1:]))\n'
+
+
+def read_only_dir(tmp_path):
+  if os.geteuid() == 0:
+    pytest.skip('root writes into read-only directories')
+  path = tmp_path / 'locked'
+  path.mkdir()
+  path.chmod(0o500)
+  return path
+
+
+def a_file(tmp_path):
+  path = tmp_path / 'file'
+  path.write_text('keep me')
+  return path
+
+
+def keeps_the_file(tmp_path):
+  assert (tmp_path / 'file').read_text() == 'keep me'
+
+
+def keeps_the_seed_episodes(tmp_path):
+  run_dir = tmp_path / 'logs' / '00001'
+  assert len(assert_episodes_load(run_dir / 'train_episodes')) == 1
+  assert len(assert_episodes_load(run_dir / 'test_episodes')) == 1
+  assert 'No space left on device' in (run_dir / 'FAIL').read_text()
+
+
+def keeps_no_nan_checkpoint(tmp_path):
+  run_dir = tmp_path / 'logs' / '00001'
+  assert 'no checkpoint was saved yet' in (run_dir / 'FAIL').read_text()
+  assert not list(run_dir.glob('model.ckpt-*'))
+
+
+def row(name, params='{defaults: [dreamer, debug], tasks: [dummy]}', message='', code=2,
+        flags=(), logdir=None, prelude=None, check=None):
+  return pytest.param(params, flags, logdir, prelude, message, code, check, id=name)
+
+
+SMOKE_YAML = yaml.safe_dump(SMOKE, default_flow_style=True).strip()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize('params, flags, logdir, prelude, message, code, check', [
+    row('not_yaml', '{tasks: [dummy', 'not valid YAML'),
+    row('not_a_mapping', '[dummy]', 'must be a YAML mapping'),
+    row('unknown_key', '{tasks: [dummy], modl_size: 3}',
+        'Found unused config overrides: modl_size'),
+    row('wrong_type', '{tasks: [dummy], model_size: abc}', "model_size must be an integer"),
+    row('not_a_list', '{tasks: [dummy], batch_shape: 5}', 'batch_shape must be a list'),
+    row('zero_size', '{tasks: [dummy], batch_shape: [0, 10]}', 'batch_shape must be positive'),
+    row('negative_size', '{tasks: [dummy], model_size: -1}', 'model_size must be positive'),
+    row('not_finite', '{tasks: [dummy], model_lr: .nan}', 'model_lr must be finite'),
+    row('unknown_preset', '{defaults: [dreamer, debg], tasks: [dummy]}',
+        "unknown preset 'debg'"),
+    row('unknown_task', '{tasks: [walker_runn]}',
+        "unknown task 'walker_runn'; closest: walker_run"),
+    row('resume_runs_maybe', flags=('--resume_runs', 'maybe'), message='must be True or False'),
+    row('num_runs_not_a_number', flags=('--num_runs', 'x'), message="invalid int value: 'x'"),
+    row('logdir_is_a_file', logdir=a_file, message='is a file, not a directory',
+        check=keeps_the_file),
+    row('logdir_under_proc', logdir=lambda tmp_path: '/proc/dreamer-test',
+        message='is not writable'),
+    row('logdir_read_only', logdir=read_only_dir, message='is not writable'),
+    row('disk_full', SMOKE_YAML, prelude=DISK_FULL, code=1,
+        message='no space left on device while writing', check=keeps_the_seed_episodes),
+    row('diverged', SMOKE_YAML, prelude=NAN_REWARD, code=1,
+        message='training diverged: model loss is nan at', check=keeps_no_nan_checkpoint),
+])
+def test_malformed_input_fails_with_one_line(tmp_path, params, flags, logdir, prelude, message,
+                                             code, check):
+  logdir = logdir(tmp_path) if logdir else tmp_path / 'logs'
+  args = ['--logdir', str(logdir), '--params', params, *flags]
+  if prelude:
+    command = [sys.executable, '-c', prelude + RUN, *args]
+  else:
+    command = [sys.executable, '-m', 'dreamer.scripts.train', *args]
+  result = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=240)
+  lines = [line for line in result.stderr.strip().splitlines() if not TF_NOISE.match(line)]
+  assert result.returncode == code, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  assert len(lines) == 1 and lines[0].startswith('error: ') and message in lines[0], lines
+  if check:
+    check(tmp_path)
+  if code == 2:
+    assert not (tmp_path / 'logs').exists()  # Bad input fails before any work.
