@@ -3,12 +3,34 @@
 import dataclasses
 import difflib
 import importlib
+import importlib.util
+import sys
 
 from dreamer.envs import wrappers
 
 
 class UnknownTaskError(ValueError):
   pass
+
+
+class MissingDependencyError(ImportError):
+  """A task whose suite is not installed, with how to install it."""
+
+
+_PINNED = "pip install -r requirements.txt (or 'make setup')"
+_DEPENDENCIES = {
+    'dmc': [('dm_control', _PINNED), ('mujoco', _PINNED)],
+    'atari': [('gymnasium', _PINNED), ('ale_py', _PINNED)],
+    'gym': [('gymnasium', _PINNED), ('mujoco', _PINNED)],
+    'dmlab': [('deepmind_lab', 'it has no PyPI package: build the wheel from '
+               'https://github.com/google-deepmind/lab (bazel build -c opt '
+               '//python/pip_package:build_pip_package) and pip install the '
+               'deepmind_lab-*.whl it writes')],
+}
+_TASK_DEPENDENCIES = {
+    'gym_racecar': [('Box2D', "'pip install box2d pygame' (not in the pinned stack)"),
+                    ('pygame', "'pip install box2d pygame' (not in the pinned stack)")],
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +148,21 @@ def get_task(name):
     raise UnknownTaskError(
         f"unknown task '{name}'{hint} (see the task list in README.md)")
   return TASKS[name]
+
+
+def check_dependencies(name):
+  """Fails before any work when the suite of task `name` cannot be imported."""
+  task = get_task(name)
+  for module, hint in _DEPENDENCIES.get(task.family, []) + _TASK_DEPENDENCIES.get(name, []):
+    if module in sys.modules:
+      continue
+    try:
+      found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+      found = False
+    if not found:
+      raise MissingDependencyError(
+          f"task '{name}' needs the python module {module}, which is not installed: {hint}")
 
 
 def state_components(names):

@@ -26,7 +26,7 @@ def build_config(params, run_dir=None):
   params = config_lib.parse_params(params)
   fresh = config_lib.build_config(params, registry.state_components_checked)
   for task in fresh.tasks:
-    registry.get_task(task)
+    registry.check_dependencies(task)
   if run_dir is None:
     return fresh
   path = pathlib.Path(run_dir) / 'config.yaml'

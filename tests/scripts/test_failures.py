@@ -274,6 +274,8 @@ SMOKE_YAML = yaml.safe_dump(SMOKE, default_flow_style=True).strip()
         "unknown preset 'debg'"),
     row('unknown_task', '{tasks: [walker_runn]}',
         "unknown task 'walker_runn'; closest: walker_run"),
+    row('missing_dependency', '{defaults: [dreamer, discrete], tasks: [dmlab_collect]}',
+        "task 'dmlab_collect' needs the python module deepmind_lab"),
     row('resume_runs_maybe', flags=('--resume_runs', 'maybe'), message='must be True or False'),
     row('num_runs_not_a_number', flags=('--num_runs', 'x'), message="invalid int value: 'x'"),
     row('logdir_is_a_file', logdir=a_file, message='is a file, not a directory',
