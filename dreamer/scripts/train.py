@@ -26,7 +26,7 @@ def build_config(params, run_dir=None):
   params = config_lib.parse_params(params)
   fresh = config_lib.build_config(params, registry.state_components_checked)
   for task in fresh.tasks:
-    registry.check_dependencies(task)
+    registry.get_task(task)
   if run_dir is None:
     return fresh
   path = pathlib.Path(run_dir) / 'config.yaml'
@@ -135,7 +135,9 @@ def main(args):
   runfiles = getattr(args, 'dmlab_runfiles_path', None)
   if runfiles:
     params['dmlab_runfiles_path'] = runfiles
-  build_config(params)  # Fails on bad params before any work or any directory is made.
+  config = build_config(params)  # Fails on bad params before any work or directory.
+  for task in config.tasks:
+    registry.check_dependencies(task)
   logdir = pathlib.Path(os.path.expanduser(str(args.logdir)))
   return runs.run_experiments(
       logdir, lambda run_dir, info: run(run_dir, params), num_runs=args.num_runs,
