@@ -133,22 +133,26 @@ def test_pcont_terminal_step_zeroes_later_weights():
   assert float(objective) == pytest.approx((2 + 1 + 0) / 3)
 
 
-def test_cem_finds_the_optimum_of_a_quadratic_reward():
-  from dreamer.agents import planet
-  target = tf.constant([0.5, -0.3])
+class _ActionRewardModel:
+  """A mock world model whose state is the last action and whose reward is fn(action)."""
 
-  class Rssm:
+  class _Rssm:
     def imagine(self, actions, state):
       return {'action': actions}
 
     def features(self, state):
       return state['action']
 
-  class Model:
-    rssm = Rssm()
-    heads = {'reward': _Head(lambda a: -tf.reduce_sum((a - target) ** 2, -1))}
+  def __init__(self, reward_fn):
+    self.rssm = self._Rssm()
+    self.heads = {'reward': _Head(reward_fn)}
 
-  planner = planet.CEMPlanner(Model(), action_size=2, horizon=4, beams=500, iterations=8,
+
+def test_cem_finds_the_optimum_of_a_quadratic_reward():
+  from dreamer.agents import planet
+  target = tf.constant([0.5, -0.3])
+  model = _ActionRewardModel(lambda a: -tf.reduce_sum((a - target) ** 2, -1))
+  planner = planet.CEMPlanner(model, action_size=2, horizon=4, beams=500, iterations=8,
                               topk=50, objective='reward')
   tf.random.set_seed(1)
   action = planner.plan({'belief': tf.zeros([3, 1])})
@@ -158,19 +162,8 @@ def test_cem_finds_the_optimum_of_a_quadratic_reward():
 def test_cem_picks_the_best_one_hot_action():
   from dreamer.agents import planet
   best = 2
-
-  class Rssm:
-    def imagine(self, actions, state):
-      return {'action': actions}
-
-    def features(self, state):
-      return state['action']
-
-  class Model:
-    rssm = Rssm()
-    heads = {'reward': _Head(lambda a: a[..., best] - 0.1 * tf.reduce_sum(a, -1))}
-
-  planner = planet.CEMPlanner(Model(), action_size=4, discrete=True, horizon=3, beams=200,
+  model = _ActionRewardModel(lambda a: a[..., best] - 0.1 * tf.reduce_sum(a, -1))
+  planner = planet.CEMPlanner(model, action_size=4, discrete=True, horizon=3, beams=200,
                               iterations=4, topk=20, objective='reward')
   tf.random.set_seed(2)
   action = planner.plan({'belief': tf.zeros([2, 1])}).numpy()
