@@ -203,7 +203,14 @@ class Dreamer(tf.Module):
       raise ValueError(f"no planner '{planner}'; this agent has policy_sample, policy_mode"
                        + ''.join(f', {name}' for name in self.planners))
     action = tf.cast(action, tf.float32)
+    finite = tf.logical_and(tf.reduce_all(tf.math.is_finite(feat), -1),
+                            tf.reduce_all(tf.math.is_finite(action), -1))
     action = self._explore(action, noise_scale, noise_type)
+    # A diverged model must not act, and its actions may look valid: clipping turns NaN
+    # into a bound on some CPUs, and the argmax of NaN logits is a one-hot vector. An env
+    # whose state or action is not finite gets an all-NaN action, which the caller's host
+    # copy shows without another device round trip.
+    action = tf.where(finite[:, None], action, tf.fill(tf.shape(action), float('nan')))
     return action, (post, action)
 
   def _explore(self, action, scale, noise_type):

@@ -96,6 +96,12 @@ def load_episode(path):
     lengths = {len(v) for v in episode.values()}
     if not episode or len(lengths) != 1:
       raise ValueError('arrays missing or of different lengths')
+    # A readable file with NaN or inf (a damaged or hand-edited episode) would make the
+    # losses of every batch it lands in NaN and stop training.
+    bad = [k for k, v in sorted(episode.items())
+           if v.dtype.kind == 'f' and not np.isfinite(v).all()]
+    if bad:
+      raise ValueError(f"{', '.join(bad)} holds NaN or inf")
     return episode
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
     log.warning('Skipping damaged episode %s (%s); moved to %s.corrupt.', path, e, path)

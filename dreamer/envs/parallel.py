@@ -6,6 +6,7 @@ process that has TensorFlow loaded, so rendered tasks must live in a clean inter
 
 import multiprocessing
 import queue
+import signal
 import sys
 import threading
 import traceback
@@ -99,6 +100,9 @@ class Threaded:
 
 def _process_main(conn, constructor, name):
   """Entry of a spawned worker: builds the env and serves calls until told to close."""
+  # Ctrl-C reaches the whole process group; the trainer stops and closes its workers, so a
+  # worker that quit on its own would only look like a crashed env.
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   try:
     if 'tensorflow' in sys.modules:
       raise RuntimeError('TensorFlow is loaded in an environment worker; rendering would crash. '
@@ -188,6 +192,18 @@ class Subprocess:
 ISOLATIONS = {'none': Direct, 'thread': Threaded, 'process': Subprocess}
 
 
+def _check_finite(name, method, obs, reward=0.0):
+  """A NaN or inf from a task would only reach the replay and the losses: stop here."""
+  if not np.isfinite(reward):
+    raise EnvError(f"environment '{name}' returned the reward {reward} from {method}; "
+                   'rewards must be finite')
+  for key, value in obs.items():
+    value = np.asarray(value)
+    if value.dtype.kind == 'f' and not np.isfinite(value).all():
+      raise EnvError(f"environment '{name}' returned a non-finite observation '{key}' from "
+                     f'{method}; observations must be finite')
+
+
 class BatchEnv:
   """A fixed list of envs stepped in lock-step; observations stacked per key."""
 
@@ -217,7 +233,10 @@ class BatchEnv:
     """Resets the given envs (all by default); returns their observations in order."""
     indices = range(len(self.workers)) if indices is None else indices
     promises = [self.workers[i].call('reset') for i in indices]
-    return [promise() for promise in promises]
+    observations = [promise() for promise in promises]
+    for i, obs in zip(indices, observations):
+      _check_finite(self.workers[i].name, 'reset', obs)
+    return observations
 
   def step(self, actions):
     """Steps every env; returns lists of obs, rewards, dones, infos."""
@@ -229,6 +248,8 @@ class BatchEnv:
                        f"{worker.act_space} of '{worker.name}'")
     promises = [w.call('step', np.asarray(a)) for w, a in zip(self.workers, actions)]
     results = [promise() for promise in promises]
+    for worker, (obs, reward, _, _) in zip(self.workers, results):
+      _check_finite(worker.name, 'step', obs, reward)
     return tuple(list(x) for x in zip(*results))
 
   def close(self):

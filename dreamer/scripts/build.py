@@ -152,18 +152,19 @@ def datasets(config, run_dir, strategy=None):
 PRECISIONS = {16: 'float16', 32: 'float32', 'bfloat16': 'bfloat16'}
 
 
-def agent(config, obs_space, act_space, strategy=None):
+def agent(config, obs_space, act_space, strategy=None, log=print):
   """The Dreamer agent for the given observation and action spaces.
 
   With a tf.distribute strategy every variable is created under its scope.
   """
   if strategy is not None:
     with strategy.scope():
-      return _agent(config, obs_space, act_space, strategy)
-  return _agent(config, obs_space, act_space, None)
+      return _agent(config, obs_space, act_space, strategy, log)
+  return _agent(config, obs_space, act_space, None, log)
 
 
-def _agent(config, obs_space, act_space, strategy):
+def _agent(config, obs_space, act_space, strategy, log):
+  import numpy as np
   import tensorflow as tf
   from dreamer.agents import actor_critic
   from dreamer.agents import dreamer
@@ -181,11 +182,19 @@ def _agent(config, obs_space, act_space, strategy):
     gradient_heads = list(components)
   discrete = act_space.discrete
   onehot = config.action_head_dist.startswith('onehot')
-  if config.action_head and discrete != onehot:
-    kind = 'one-hot' if discrete else 'continuous'
+  if config.action_head and discrete and not onehot:
     raise BuildError(
-        f"action_head_dist {config.action_head_dist} does not fit the {kind} actions of "
-        f"{config.tasks[0]}; use {'the discrete preset' if discrete else 'tanh_normal_tanh'}")
+        f'action_head_dist {config.action_head_dist} does not fit the one-hot actions of '
+        f'{config.tasks[0]}; use the discrete preset')
+  if config.action_head and onehot and not discrete:
+    # The original trained one-hot heads on continuous tasks (its dummy smoke tests do):
+    # fine wherever every one-hot vector is a valid action.
+    if not (np.all(act_space.low <= 0) and np.all(act_space.high >= 1)):
+      raise BuildError(
+          f'action_head_dist {config.action_head_dist} gives one-hot actions, which lie '
+          f'outside the action space {act_space} of {config.tasks[0]}; use tanh_normal_tanh')
+    log(f'Warning: action_head_dist {config.action_head_dist} on {config.tasks[0]}, whose '
+        'actions are continuous: the agent acts with one-hot vectors only.')
   if 'image' not in obs_space and config.encoder == 'conv':
     raise BuildError(f'{config.tasks[0]} has no image observation; use encoder: proprio')
   if 'image' not in obs_space and 'image' in gradient_heads:

@@ -83,7 +83,7 @@ def run(run_dir, params, log=print):
     strategy = build.strategy(config)
     if strategy is not None:
       log(f'Data-parallel training over {strategy.num_replicas_in_sync} replicas.')
-    agent = build.agent(config, first.obs_space, first.act_space, strategy)
+    agent = build.agent(config, first.obs_space, first.act_space, strategy, log=log)
     count = sum(int(np.prod(v.shape)) for v in agent.trainable_variables)
     log(f'Graph contains {count} trainable variables.')
     train_batches, test_batches = build.datasets(config, run_dir, strategy)
@@ -189,7 +189,10 @@ def cli(argv=None):
     print(f'error: {e}', file=sys.stderr)
     return 1
   except KeyboardInterrupt:
-    print('Interrupted; run the same command again to resume.', file=sys.stderr)
+    # Like a kill: no DONE or FAIL, so the run stays resumable.
+    again = ('run the same command again' if args.resume_runs else
+             'run the same command with --resume_runs True')
+    print(f'Interrupted; {again} to resume the unfinished run.', file=sys.stderr)
     return 130
   return 0
 

@@ -254,11 +254,25 @@ class Trainer:
     def policy(obs, state, reset, scales):
       action, state = self.agent.policy(
           obs, state, reset, scales, collection.planner, collection.noise_type)
-      return action.numpy(), state
+      action = action.numpy()
+      if not np.isfinite(action).all():  # The agent makes a diverged env's action NaN.
+        self._policy_diverged(collection, action, state)
+      return action, state
 
     repeat = collection.action_repeat
     progress = self._progress(f'Collect {collection.name}', collection.num_steps * repeat)
     return collection.run(policy, noise, on_step=lambda steps: progress(steps * repeat))
+
+  def _policy_diverged(self, collection, action, state):
+    """Names what of the policy step was not finite; the run stops before the env steps."""
+    env = int(np.flatnonzero(~np.isfinite(action).all(-1))[0])
+    latent, _ = state
+    values = np.concatenate([np.asarray(v)[env].ravel() for v in latent.values()])
+    if not np.isfinite(values).all():
+      what = f"the policy's recurrent state is {_first_bad(values)}"
+    else:
+      what = f"the policy's action is {_first_bad(action[env])}"
+    self._diverged(f'{what} in env {env} of {collection.name}')
 
   def _progress(self, label, total=None, unit='frames', start=0):
     return logger_lib.Progress(label, total, unit, self._progress_every, self._log, start=start)
@@ -323,6 +337,11 @@ class Trainer:
     self.logger.scalars('train', self.frames, values, global_step=self.global_step.numpy(),
                         updates=self.agent.updates.numpy())
     self.logger.flush()
+
+
+def _first_bad(values):
+  bad = values[~np.isfinite(values)]
+  return str(bad[0]) if len(bad) else 'finite'
 
 
 _GROUPS = {'model': 'model', 'action': 'actor', 'value': 'value'}

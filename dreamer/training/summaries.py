@@ -21,6 +21,8 @@ def to_uint8(images):
   images = np.asarray(images)
   if images.dtype == np.uint8:
     return images
+  # A diverged model predicts NaN: show it black rather than as whatever the cast makes.
+  images = np.nan_to_num(images, nan=0.0)
   return np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
 
 

@@ -120,6 +120,57 @@ class _Head:
     return tfp.distributions.Deterministic(self._fn(feat))
 
 
+def poison_posterior(agent):
+  """NaN in the bias of the posterior's output layer: additions keep a NaN on every CPU
+  (relu, tanh and clipping may not: they are min/max operations)."""
+  for variable in agent.world_model.rssm.trainable_variables:
+    if 'obs_stats' in variable.name and 'bias' in variable.name:
+      variable.assign(variable * np.nan)
+
+
+class _NanAction:
+  """Wraps the actor's distribution so that the envs in `mask` sample NaN actions."""
+
+  def __init__(self, dist, mask):
+    self._dist, self._mask = dist, mask
+
+  def sample(self):
+    action = self._dist.sample()
+    return tf.where(self._mask[:, None], tf.fill(tf.shape(action), np.nan), action)
+
+  mode = sample
+
+
+@pytest.mark.parametrize('discrete', [False, True])
+@pytest.mark.parametrize('poison', ['weights', 'state', 'action'])
+def test_a_diverged_model_acts_with_nan_whatever_the_cpu(monkeypatch, discrete, poison):
+  """Clipping may turn NaN into a bound and argmax turns NaN logits into a valid one-hot
+  action, depending on the CPU; the policy must give NaN for exactly the diverged envs."""
+  agent, _ = make_agent(discrete)
+  obs = {'image': np.zeros((3, 64, 64, 3), np.uint8)}
+  latent, prev_action = agent.initial_state(3)
+  diverged = [True, True, True]
+  if poison == 'action':
+    diverged = [False, False, True]
+    actor = agent.actor_critic.actor
+    monkeypatch.setattr(agent.actor_critic, 'actor', lambda feat: _NanAction(
+        actor(feat), tf.constant(diverged)))
+  action, _ = agent.policy(obs, (latent, prev_action), np.zeros(3, bool), [0.3] * 3)
+  if poison == 'weights':
+    assert np.isfinite(action.numpy()).all()
+    poison_posterior(agent)
+  elif poison == 'state':  # Only env 1 carries a NaN belief from its previous step.
+    latent = dict(latent, belief=tf.tensor_scatter_nd_update(
+        latent['belief'], [[1, 0]], [np.nan]))
+    diverged = [False, True, False]
+  action, (post, _) = agent.policy(obs, (latent, prev_action), np.zeros(3, bool), [0.3] * 3)
+  action = action.numpy()
+  assert np.isnan(action).all(-1).tolist() == diverged
+  assert np.isfinite(action[np.logical_not(diverged)]).all()
+  state_finite = np.isfinite(post['sample'].numpy()).all(-1).tolist()
+  assert state_finite == ([True] * 3 if poison == 'action' else np.logical_not(diverged).tolist())
+
+
 def test_pcont_terminal_step_zeroes_later_weights():
   ac = actor_critic.ActorCritic(
       actor=None, value=_Head(lambda f: tf.zeros(tf.shape(f)[:-1])),

@@ -82,3 +82,15 @@ def test_process_episode_transforms():
   np.testing.assert_allclose(result['pcont'][[0, -1]], [0.99, 0.0])
   signed = episodes.process_episode(make_episode(), clip_rewards='sign')
   assert set(np.unique(signed['reward'])) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize('key, value', [('reward', np.nan), ('position', np.inf)])
+def test_episode_with_nan_or_inf_is_skipped_with_one_warning(tmp_path, caplog, key, value):
+  episode = make_episode()
+  episode[key][3] = value
+  path = episodes.save_episode(tmp_path, episode)
+  assert episodes.load_episode(path) is None
+  assert not path.exists() and path.with_name(path.name + '.corrupt').exists()
+  warnings = [r.getMessage() for r in caplog.records]
+  assert len(warnings) == 1 and path.name in warnings[0] and f'{key} holds NaN or inf' in \
+      warnings[0], warnings

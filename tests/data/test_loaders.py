@@ -99,3 +99,31 @@ def test_dataset_prefetched_to_a_device_yields_the_same_batches(tmp_path):
   assert moved['image'].device.endswith(device.split('/')[-1])
   for key in plain:
     np.testing.assert_array_equal(plain[key].numpy(), moved[key].numpy())
+
+
+@pytest.mark.parametrize('key, value', [('reward', np.nan), ('image', None),
+                                        ('action', -np.inf)])
+def test_batches_never_hold_an_episode_with_nan_or_inf(tmp_path, caplog, key, value):
+  from dreamer.data import pipeline
+  rng = np.random.default_rng(5)
+
+  def episode():
+    return {'image': rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8),
+            'action': rng.normal(size=(12, 2)).astype(np.float32),
+            'reward': rng.normal(size=12).astype(np.float32), 'pcont': np.ones(12, np.float32)}
+
+  for _ in range(2):
+    episodes.save_episode(tmp_path, episode())
+  bad = episode()
+  if key == 'image':  # A float image, as a hand-made replay might store it.
+    bad['image'] = bad['image'].astype(np.float32)
+    bad['image'][5, 1, 2, 0] = np.nan
+  else:
+    bad[key][4] = value
+  path = episodes.save_episode(tmp_path, bad)
+  dataset = pipeline.make_dataset(tmp_path, batch=4, length=5, every=3, seed=1)
+  for batch in itertools.islice(iter(dataset), 20):
+    for name, array in batch.items():
+      assert np.isfinite(np.asarray(array, np.float32)).all(), name
+  warnings = [r.getMessage() for r in caplog.records if path.name in r.getMessage()]
+  assert len(warnings) == 1 and f'{key} holds NaN or inf' in warnings[0], caplog.text

@@ -16,8 +16,10 @@ import tensorflow as tf
 import yaml
 
 from dreamer.data import episodes
+from dreamer.envs import dummy
 from dreamer.scripts import build
 from dreamer.scripts import train
+from tests.agents.test_dreamer import poison_posterior
 from tests.envs import worker_envs
 
 SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
@@ -50,34 +52,52 @@ def assert_episodes_load(directory, partial_ok=False):
   return paths
 
 
-@pytest.mark.parametrize('poison, at_update, message', [
-    ('loss', 5, 'training diverged: model loss is nan at '),
-    ('weights', 6, 'training diverged: the weights hold NaN or inf at '),
+@pytest.mark.parametrize('poison, message', [
+    # A NaN loss is caught where the loop next waits for the host: before collecting.
+    ('loss', 'training diverged: model loss is nan at '),
+    # NaN weights of the model make the test collection's policy step NaN: caught on the
+    # host copy of its actions, before the env sees them, whatever the CPU.
+    ('model', "training diverged: the policy's recurrent state is nan in env 0 of "
+              'test_main_dummy at '),
+    # The value head does not act: its NaN weights are caught before they are saved.
+    ('value', 'training diverged: the weights hold NaN or inf at '),
 ])
-def test_divergence_stops_without_saving_nan(tmp_path, monkeypatch, poison, at_update,
-                                             message):
+def test_divergence_stops_without_saving_nan(tmp_path, monkeypatch, poison, message):
   real_agent = build.agent
+  updates = []
 
-  def agent(*args):
-    result = real_agent(*args)
-    real_train, updates = result.train, []
+  def agent(*args, **kwargs):
+    result = real_agent(*args, **kwargs)
+    real_train = result.train
 
     def poisoned(data):
       metrics = real_train(data)
       updates.append(1)
-      if len(updates) >= at_update:
-        variable = result.world_model.trainable_variables[0]
-        variable.assign(variable * np.nan)
-        if poison == 'loss':
-          metrics = dict(metrics, **{'loss/model': tf.constant(np.nan)})
+      if poison == 'loss' and len(updates) == 5:
+        poison_posterior(result)
+        metrics = dict(metrics, **{'loss/model': tf.constant(np.nan)})
+      elif poison == 'model' and len(updates) == 6:
+        poison_posterior(result)
+      elif poison == 'value' and len(updates) == 6:
+        for variable in result.actor_critic.value.trainable_variables:
+          variable.assign(variable * np.nan)
       return metrics
 
     result.train = poisoned
     return result
 
   monkeypatch.setattr(build, 'agent', agent)
+  stepped = []
+  real_step = dummy.DummyEnv.step
+
+  def step(env, action):
+    stepped.append(np.asarray(action))
+    return real_step(env, action)
+
+  monkeypatch.setattr(dummy.DummyEnv, 'step', step)
   # Two updates per 20-step epoch and a checkpoint after each: the poison comes in epoch 3,
-  # after the checkpoints at 20 and 40; without the check the one at 60 would hold NaN.
+  # after the checkpoints at 20 and 40; without the checks the one at 60 would hold NaN.
+  # Update 6 is the last of epoch 3's train phase; its test phase acts next.
   params = dict(SMOKE, debug=False, max_steps=100, checkpoint_every=10)
   with pytest.raises(train.RunStopped) as info:
     run(tmp_path, params)
@@ -86,9 +106,10 @@ def test_divergence_stops_without_saving_nan(tmp_path, monkeypatch, poison, at_u
   assert latest.endswith('model.ckpt-40')
   assert_finite_checkpoint(latest)
   text = str(info.value)
-  assert text.startswith(message) and '\n' not in text
+  assert text.startswith(message) and '\n' not in text, text
   assert text.endswith(f'the last good checkpoint is kept at {latest}')
   assert message in (run_dir / 'FAIL').read_text()
+  assert stepped and all(np.isfinite(a).all() for a in stepped)
 
 
 @pytest.mark.timeout(120)
@@ -151,12 +172,18 @@ def checkpoint_step(path):
 
 
 @pytest.mark.timeout(240)
-def test_kill_9_then_the_same_command_resumes(tmp_path):
+@pytest.mark.parametrize('stop', ['kill_9', 'ctrl_c'])
+def test_kill_9_or_ctrl_c_then_the_same_command_resumes(tmp_path, stop):
   run_dir = tmp_path / '00001'
   train_dir = run_dir / 'train_episodes'
-  command = cli_command(tmp_path, dict(SMOKE, max_steps=200, checkpoint_every=10))
-  log = open(tmp_path / 'first.log', 'w')
-  process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=cli_env())
+  params = dict(SMOKE, max_steps=200, checkpoint_every=10)
+  if stop == 'ctrl_c':
+    params['isolate_envs'] = 'process'  # Ctrl-C reaches the env workers too.
+  command = cli_command(tmp_path, params)
+  log, errors = open(tmp_path / 'first.log', 'w'), open(tmp_path / 'first.err', 'w')
+  # A session of its own, so that a signal to its process group is what a terminal sends.
+  process = subprocess.Popen(command, stdout=log, stderr=errors, env=cli_env(),
+                             start_new_session=True)
   try:
     deadline = time.time() + 150
     while not (list(run_dir.glob('model.ckpt-*.index')) and
@@ -164,12 +191,25 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
       assert process.poll() is None, (tmp_path / 'first.log').read_text()
       assert time.time() < deadline, 'no checkpoint in time'
       time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
+    if stop == 'kill_9':
+      os.kill(process.pid, signal.SIGKILL)
+    else:
+      os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
   finally:
     process.kill()
     process.wait()
     log.close()
-  assert process.returncode == -signal.SIGKILL
+    errors.close()
+  stderr = (tmp_path / 'first.err').read_text()
+  if stop == 'kill_9':
+    assert process.returncode == -signal.SIGKILL
+  else:
+    lines = [line for line in stderr.strip().splitlines() if not TF_NOISE.match(line)]
+    assert process.returncode == 130, stderr[-3000:]
+    assert lines == ['Interrupted; run the same command again to resume the unfinished '
+                     'run.'], stderr[-3000:]
+    assert not (run_dir / 'FAIL').exists()
   assert not (run_dir / 'DONE').exists(), 'the first run ended before it was killed'
   saved = checkpoint_step(tf.train.latest_checkpoint(str(run_dir)))
   before = assert_episodes_load(train_dir, partial_ok=True)
@@ -205,6 +245,15 @@ def full(file, *args, **kwargs):
   file.write(b'PK half an episode')
   raise OSError(errno.ENOSPC, 'No space left on device')
 np.savez_compressed = full
+'''
+NAN_BATCH = '''
+from dreamer.data import episodes
+real = episodes.process_episode
+def process(episode, **kwargs):
+  result = real(episode, **kwargs)
+  result['reward'] = result['reward'] * float('nan')
+  return result
+episodes.process_episode = process
 '''
 NAN_REWARD = '''
 from dreamer.envs import dummy
@@ -251,6 +300,13 @@ def keeps_no_nan_checkpoint(tmp_path):
   assert not list(run_dir.glob('model.ckpt-*'))
 
 
+def keeps_no_nan_episode(tmp_path):
+  run_dir = tmp_path / 'logs' / '00001'
+  for kind in ('train', 'test'):
+    assert not episodes.list_episodes(run_dir / f'{kind}_episodes')
+  assert 'returned the reward nan' in (run_dir / 'FAIL').read_text()
+
+
 def row(name, params='{defaults: [dreamer, debug], tasks: [dummy]}', message='', code=2,
         flags=(), logdir=None, prelude=None, check=None):
   return pytest.param(params, flags, logdir, prelude, message, code, check, id=name)
@@ -285,8 +341,11 @@ SMOKE_YAML = yaml.safe_dump(SMOKE, default_flow_style=True).strip()
     row('logdir_read_only', logdir=read_only_dir, message='is not writable'),
     row('disk_full', SMOKE_YAML, prelude=DISK_FULL, code=1,
         message='no space left on device while writing', check=keeps_the_seed_episodes),
-    row('diverged', SMOKE_YAML, prelude=NAN_REWARD, code=1,
+    row('diverged', SMOKE_YAML, prelude=NAN_BATCH, code=1,
         message='training diverged: model loss is nan at', check=keeps_no_nan_checkpoint),
+    row('env_nan_reward', SMOKE_YAML, prelude=NAN_REWARD, code=1,
+        message="environment 'dummy (test 0)' returned the reward nan from step; rewards "
+                'must be finite', check=keeps_no_nan_episode),
 ])
 def test_malformed_input_fails_with_one_line(tmp_path, params, flags, logdir, prelude, message,
                                              code, check):

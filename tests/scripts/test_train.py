@@ -5,6 +5,7 @@ import os
 import types
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import yaml
 
@@ -62,16 +63,20 @@ def test_dreamer_debug(tmp_path):
   assert config['model_size'] == 10 and config['max_steps'] == 40
 
 
-def test_dreamer_discrete_actions(tmp_path):
-  params = dict(SMOKE, action_head_dist='onehot_score', action_noise_type='epsilon_greedy')
-  # The dummy task has continuous actions; this builds the one-hot head on a one-hot
-  # variant of it, as the original's test did with its dummy one-hot task.
-  params['tasks'] = ['dummy_discrete']
+@pytest.mark.parametrize('task', ['dummy_discrete', 'dummy'])
+def test_dreamer_discrete_actions(tmp_path, capsys, task):
+  """One-hot actions on a one-hot task, and on the continuous dummy task as the
+  original's own tests trained (every one-hot vector lies inside its [-1, 1]^5)."""
+  params = dict(SMOKE, action_head_dist='onehot_score', action_noise_type='epsilon_greedy',
+                tasks=[task])
   run(tmp_path, params)
   check_run(tmp_path / '00001', action_size=5)
   episode = episodes.load_episode(episodes.list_episodes(tmp_path / '00001' / 'test_episodes')[-1])
   actions = episode['action'][1:]
   np.testing.assert_allclose(actions.sum(-1), 1.0, atol=1e-5)
+  assert set(np.unique(actions)) <= {0.0, 1.0}
+  warned = 'whose actions are continuous' in capsys.readouterr().out
+  assert warned == (task == 'dummy')
 
 
 def test_dreamer_value_target(tmp_path):
