@@ -11,6 +11,9 @@ PARAMS ?= {defaults: [dreamer], tasks: [cartpole_balance], batch_shape: [16, 50]
   cnn_depth: 16, model_size: 100, state_size: 20, num_units: 200, num_seed_episodes: 2, \
   num_seed_steps: 1000, train_steps: 1600, test_steps: 16, collect_every: 1600, \
   max_steps: 3232, train_log_every: 800}
+# One test worker per core (at most 4: each holds a TensorFlow runtime), the slowest
+# tests listed at the end.
+TEST_ARGS ?= -n auto --maxprocesses 4 --dist worksteal --durations=15
 # e.g. BENCH_ARGS="--params '{precision: 16, jit: True}' --batch 50 50"
 BENCH_ARGS ?=
 RENDER_PACKAGES := libegl1 libopengl0 libgl1-mesa-dri
@@ -37,7 +40,7 @@ train: setup
 	$(VENV)/bin/python -m dreamer.scripts.train --logdir $(LOGDIR) --params '$(PARAMS)'
 
 test: setup
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest tests $(TEST_ARGS)
 
 benchmark: setup
 	$(VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)

@@ -34,7 +34,7 @@ setuptools.setup(
         'dmc': pins('dm_control', 'mujoco'),
         'atari': pins('gymnasium', 'ale-py', 'opencv-python-headless'),
         'gym': pins('gymnasium', 'mujoco'),
-        'dev': pins('pytest', 'pytest-timeout'),
+        'dev': pins('pytest', 'pytest-timeout', 'pytest-xdist', 'execnet'),
     },
     entry_points={'console_scripts': ['dreamer-train=dreamer.scripts.train:cli']},
 )

@@ -52,7 +52,7 @@ _CHOICES = {
 _POSITIVE = [
     'batch_shape', 'model_size', 'state_size', 'num_units', 'num_layers', 'train_steps',
     'test_steps', 'max_steps', 'train_log_every', 'checkpoint_every', 'num_envs',
-    'collect_every', 'loader_every', 'loader_window', 'render_size', 'action_repeat',
+    'collect_every', 'loader_every', 'loader_window', 'action_repeat',
     'image_bits', 'planner_beams', 'planner_iterations', 'planner_topk', 'planner_horizon',
     'proprio_encoder_units', 'cnn_depth', 'model_lr', 'value_lr', 'action_lr', 'default_lr',
     'optimizer_epsilon', 'max_length', 'action_layers', 'value_layers', 'reward_layers',
@@ -61,7 +61,7 @@ _POSITIVE = [
 _NON_NEGATIVE = [
     'num_seed_episodes', 'num_seed_steps', 'collect_steps', 'imagination_horizon',
     'collect_episodes', 'free_nats', 'loader_cache_size', 'model_layers', 'atari_noops',
-    'overshooting_distance', 'imagination_skip_last', 'progress_every',
+    'overshooting_distance', 'imagination_skip_last', 'progress_every', 'render_size',
 ]
 # Research options of the original that this implementation does not provide. Setting one
 # to anything but its default (in dreamer.yaml) is an error rather than a silent no-op.

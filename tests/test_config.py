@@ -74,6 +74,7 @@ def test_state_component_keys_are_known_for_their_task():
     ({'cpc_head': True}, 'not supported'),
     ({'action_source': 'dataset'}, 'action_source: \'dataset\' is a research option'),
     ({'value_target_period': 0}, 'value_target_period must be positive'),
+    ({'render_size': -1}, 'render_size must not be negative'),
     ({'train_collects': [{'bogus': 1}]}, 'Invalid key bogus'),
 ])
 def test_bad_values_fail_with_one_line(params, message):

@@ -86,7 +86,8 @@ class PixelObservations(wrappers.Wrapper):
 
 def make(task, mode, action_repeat, render_size, seed, camera_id, normalize_actions,
          domain, suite_task, camera, normalize, pixels=True, **_unused):
-  """Builds the env before the common wrappers; `pixels=False` skips rendering (tests).
+  """Builds the env before the common wrappers; `pixels=False` or `render_size` 0 skips
+  rendering: the observations are then the task's state vectors only.
 
   `camera` and `normalize` are the task's defaults (quadruped: 2 and True); the
   `camera_id` and `normalize_actions` parameters override them when not None. `mode` and
@@ -101,6 +102,6 @@ def make(task, mode, action_repeat, render_size, seed, camera_id, normalize_acti
     camera_id = camera
   if normalize_actions:
     env = wrappers.NormalizeActions(env)
-  if pixels:
+  if pixels and render_size:
     env = PixelObservations(env, render_size, camera_id)
   return env

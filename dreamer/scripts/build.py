@@ -15,11 +15,22 @@ class BuildError(ValueError):
   """A config that cannot be built into a working agent, explained in one line."""
 
 
+def rendered(config, task_name):
+  """Whether the task's envs render with OpenGL (DMC without pixels does not)."""
+  task = registry.get_task(task_name)
+  if config.render_size == 0:
+    if task.family != 'dmc':
+      raise BuildError(f'render_size: 0 (no image observation) works only for DeepMind '
+                       f'Control tasks, not {task_name}')
+    return False
+  return task.rendered
+
+
 def isolation(config, task_name):
   mode = config.isolate_envs
   if mode == 'auto':
-    return 'process' if registry.get_task(task_name).rendered else 'thread'
-  if mode != 'process' and registry.get_task(task_name).rendered:
+    return 'process' if rendered(config, task_name) else 'thread'
+  if mode != 'process' and rendered(config, task_name):
     # Rendering with Mesa in the trainer's process crashes once TensorFlow is loaded.
     return 'process'
   return mode
@@ -179,7 +190,8 @@ def _agent(config, obs_space, act_space, strategy, log):
   components = _state_components(config, obs_space)
   gradient_heads = list(config.gradient_heads)
   if gradient_heads == ['all_but_image']:
-    gradient_heads = list(components)
+    # The reward and every state component, as the original's task lists had them.
+    gradient_heads = ['reward'] + [k for k in components if k != 'reward']
   discrete = act_space.discrete
   onehot = config.action_head_dist.startswith('onehot')
   if config.action_head and discrete and not onehot:

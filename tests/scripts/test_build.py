@@ -48,3 +48,23 @@ def test_continuous_head_on_one_hot_actions_fails():
   with pytest.raises(build.BuildError, match='does not fit the one-hot actions of dummy; '
                                              'use the discrete preset'):
     build.agent(config, obs, Box(0, 1, (4,), discrete=True))
+
+
+@pytest.mark.parametrize('task, render_size, asked, expected', [
+    ('cartpole_balance', 64, 'auto', 'process'), ('cartpole_balance', 64, 'none', 'process'),
+    ('cartpole_balance', 64, 'thread', 'process'), ('cartpole_balance', 64, 'process', 'process'),
+    ('cartpole_balance', 0, 'auto', 'thread'), ('cartpole_balance', 0, 'none', 'none'),
+    ('dummy', 64, 'auto', 'thread'), ('dummy', 64, 'none', 'none'),
+    ('atari_pong', 64, 'process', 'process')])
+def test_rendered_tasks_always_render_in_a_spawned_process(task, render_size, asked, expected):
+  config = config_lib.build_config({'tasks': [task], 'render_size': render_size,
+                                    'isolate_envs': asked}, registry.state_components_checked)
+  assert build.isolation(config, task) == expected
+
+
+def test_no_rendering_is_for_deepmind_control_only():
+  config = config_lib.build_config({'tasks': ['atari_pong'], 'render_size': 0},
+                                   registry.state_components_checked)
+  with pytest.raises(build.BuildError, match='render_size: 0 .* works only for DeepMind '
+                                             'Control tasks, not atari_pong'):
+    build.isolation(config, 'atari_pong')

@@ -12,9 +12,9 @@ import yaml
 
 from dreamer.scripts import evaluate
 from dreamer.scripts import train
+from tests.scripts import test_train
 
-SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 20,
-         'imagination_horizon': 3, 'isolate_envs': 'none'}
+SMOKE = dict(test_train.SMOKE, max_steps=20)
 
 
 @pytest.fixture(scope='module')

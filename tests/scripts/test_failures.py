@@ -21,9 +21,7 @@ from dreamer.scripts import build
 from dreamer.scripts import train
 from tests.agents.test_dreamer import poison_posterior
 from tests.envs import worker_envs
-
-SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
-         'imagination_horizon': 3, 'isolate_envs': 'none'}
+from tests.scripts.test_train import SMOKE
 
 
 def run(logdir, params):
@@ -176,7 +174,7 @@ def checkpoint_step(path):
 def test_kill_9_or_ctrl_c_then_the_same_command_resumes(tmp_path, stop):
   run_dir = tmp_path / '00001'
   train_dir = run_dir / 'train_episodes'
-  params = dict(SMOKE, max_steps=200, checkpoint_every=10)
+  params = dict(SMOKE, max_steps=100, checkpoint_every=10)
   if stop == 'ctrl_c':
     params['isolate_envs'] = 'process'  # Ctrl-C reaches the env workers too.
   command = cli_command(tmp_path, params)
@@ -231,7 +229,7 @@ def test_kill_9_or_ctrl_c_then_the_same_command_resumes(tmp_path, stop):
   after = assert_episodes_load(train_dir)
   assert set(before) <= set(after) and len(after) > len(before)
   assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
-  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-200')
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-100')
 
 
 # Code run before the CLI in the same interpreter, to fake what a test cannot arrange for real.

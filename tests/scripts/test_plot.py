@@ -12,10 +12,9 @@ import pytest
 import yaml
 
 from dreamer.scripts import train
+from tests.scripts.test_train import SMOKE
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'scripts' / 'plot.py'
-SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
-         'imagination_horizon': 3, 'isolate_envs': 'none'}
 
 
 def load_module():

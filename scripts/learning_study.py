@@ -1,0 +1,176 @@
+"""Runs a learning test's config for several seeds and records what the test cannot show.
+
+    python scripts/learning_study.py toy --seeds 0 1 2 --logdir /tmp/study/toy
+    python scripts/learning_study.py toy --seeds 0 1 2 --params '{optimizer_epsilon: 1e-4}'
+    python scripts/learning_study.py cartpole --seeds 0 1 2 --cut   # imagination gradient cut
+
+The configs are the learning tests' own (tests/agents/test_learning.py), with `--params`
+on top. After every evaluation, one JSON line per run goes to <logdir>/<seed>/study.jsonl:
+
+- Adam per objective: the median of sqrt(v_hat) (the gradient scale Adam divides by) and
+  `step_kept`, the mean of sqrt(v_hat) / (sqrt(v_hat) + epsilon): how much of Adam's
+  normalised step epsilon leaves (1: epsilon does not matter, 0.1: steps 10x smaller).
+- On the newest training episodes: the value head's prediction, the discounted return the
+  episode actually got from there (truncated at its end), and the imagined lambda-targets
+  from the same posteriors; the reward head's mean absolute error; the policy's mean and
+  standard deviation of its sampled actions.
+
+At the end it prints, per seed, the mean of the first 5 (random seed) episodes, of the last
+5 sampled training episodes, of the last 3 test episodes, and the best test return.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('config', choices=['toy', 'cartpole'])
+  parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+  parser.add_argument('--params', default='{}', help='YAML overrides on top of the config')
+  parser.add_argument('--logdir', default=None, help='default: a fresh temporary directory')
+  parser.add_argument('--cut', action='store_true',
+                      help='cut the gradient of everything imagined (as LEARN_CUT=1)')
+  parser.add_argument('--episodes', type=int, default=3,
+                      help='newest training episodes the diagnostics look at')
+  return parser.parse_args(argv)
+
+
+def adam_state(optimizer):
+  """Median sqrt(v_hat) and the share of Adam's step that epsilon leaves, over all params."""
+  inner = getattr(optimizer.opt, 'inner_optimizer', optimizer.opt)
+  steps = int(inner.iterations.numpy())
+  if not steps:
+    return {}
+  beta, epsilon = float(inner.beta_2), float(inner.epsilon)
+  scale = np.concatenate([np.sqrt(v.numpy().ravel() / (1 - beta ** steps))
+                          for v in inner._velocities])
+  return {'median_grad_scale': float(np.median(scale)),
+          'step_kept': float(np.mean(scale / (scale + epsilon))),
+          'epsilon_dominated': float(np.mean(scale < epsilon))}
+
+
+def diagnose(agent, directory, count, discount, lambda_, horizon):
+  """Value, return, lambda-target, reward-error and policy statistics on real episodes."""
+  import tensorflow as tf
+  from dreamer import ops
+  from dreamer.agents import actor_critic as ac_lib
+  from dreamer.data import episodes as episodes_lib
+  wm, ac = agent.world_model, agent.actor_critic
+  paths = episodes_lib.list_episodes(directory)[-count:]
+  keys = ('image',) if 'image' in wm.heads else tuple(wm.encoder.keys)
+  stats = []
+  for path in paths:
+    episode = episodes_lib.process_episode(episodes_lib.load_episode(path))
+    data = {k: tf.constant(episode[k][None]) for k in keys + ('action',)}
+    data = wm.preprocess(data, noise=False)
+    post, _ = wm.rssm.observe(wm.embed(data), data['action'])
+    feat = wm.rssm.features(post)
+    reward = episode['reward']
+    returns = np.zeros_like(reward)
+    running = 0.0
+    for t in reversed(range(1, len(reward))):  # Entry t's reward follows the action at t.
+      running = reward[t] + discount * running
+      returns[t - 1] = running
+    row = {'reward_error': float(np.mean(np.abs(
+        wm.heads['reward'](feat).mode().numpy()[0, 1:] - reward[1:])))}
+    samples = ac.actor(feat).sample(100).numpy()
+    row['policy_mean'] = float(np.mean(samples))
+    row['policy_std'] = float(np.mean(np.std(samples, 0)))
+    if ac.value is not None:
+      value = ac.value(feat).mode().numpy()[0]
+      row['value'] = float(np.mean(value[:-1]))
+      row['real_return'] = float(np.mean(returns[:-1]))
+      states = ac_lib.imagine(wm.rssm, ac.actor, post, horizon)
+      imagined = wm.rssm.features(states)
+      rewards = wm.heads['reward'](imagined).mode()
+      values = ac.value(imagined).mode()
+      targets = ops.lambda_return(
+          rewards[:, :-1], values[:, :-1], discount * tf.ones_like(rewards[:, :-1]),
+          values[:, -1], lambda_, axis=1)
+      row['lambda_target'] = float(tf.reduce_mean(targets[:, 0]).numpy())
+      row['imagined_reward'] = float(tf.reduce_mean(rewards).numpy())
+    stats.append(row)
+  return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]} if stats else {}
+
+
+def study(config_name, seed, params, run_dir, cut, count):
+  import tensorflow as tf
+  from dreamer.agents import actor_critic
+  from dreamer.scripts import build
+  from dreamer.scripts import train
+  sys.path.insert(0, str(ROOT))
+  from tests.agents import test_learning
+  base = dict(getattr(test_learning, config_name.upper()), seed=seed, **params)
+  agents = []
+  real_agent, real_imagine = build.agent, actor_critic.imagine
+
+  def capture(*args, **kwargs):
+    agents.append(real_agent(*args, **kwargs))
+    return agents[-1]
+
+  build.agent = capture
+  if cut:
+    actor_critic.imagine = lambda *a, **k: tf.nest.map_structure(
+        tf.stop_gradient, real_imagine(*a, **k))
+  config = train.build_config(base)
+  lines = open(run_dir / 'study.jsonl', 'a') if run_dir.exists() else None
+  try:
+    last = None
+    for score in train.run(run_dir, base):
+      agent = agents[-1]
+      updates = int(agent.updates.numpy())
+      if updates == last:  # A test phase yields after each of its iterations.
+        continue
+      last = updates
+      row = {'seed': seed, 'updates': updates, 'test_score': score}
+      for name, optimizer in agent.optimizers.items():
+        for key, value in adam_state(optimizer).items():
+          row[f'{name}/{key}'] = value
+      if agent.actor_critic is not None:
+        row.update(diagnose(agent, run_dir / 'train_episodes', count, config.value_discount,
+                            config.value_lambda, config.imagination_horizon))
+      if lines is None:
+        lines = open(run_dir / 'study.jsonl', 'a')
+      lines.write(json.dumps(row) + '\n')
+      lines.flush()
+  finally:
+    build.agent, actor_critic.imagine = real_agent, real_imagine
+    if lines:
+      lines.close()
+  records = [json.loads(line) for line in open(run_dir / 'metrics.jsonl')]
+  train_returns = [r['train/return'] for r in records if 'train/return' in r]
+  test_returns = [r['test/return'] for r in records if 'test/return' in r]
+  return {'seed': seed, 'random': float(np.mean(train_returns[:5])),
+          'final_train': float(np.mean(train_returns[-5:])),
+          'final_test': float(np.mean(test_returns[-3:])), 'best_test': float(max(test_returns))}
+
+
+def main(argv=None):
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  import tempfile
+  from dreamer import config as config_lib
+  params = config_lib.parse_params(args.params)
+  logdir = pathlib.Path(args.logdir or tempfile.mkdtemp(prefix='learning_study_'))
+  results = []
+  for seed in args.seeds:
+    run_dir = logdir / f'seed{seed}'
+    result = study(args.config, seed, params, run_dir, args.cut, args.episodes)
+    print(json.dumps(result), flush=True)
+    results.append(result)
+  print(f'{args.config} {args.params} cut={args.cut} in {logdir}')
+  print('seed  random  final_train  final_test  best_test')
+  for r in results:
+    print(f"{r['seed']:4d}  {r['random']:6.1f}  {r['final_train']:11.1f}  "
+          f"{r['final_test']:10.1f}  {r['best_test']:9.1f}")
+  return results
+
+
+if __name__ == '__main__':
+  main()

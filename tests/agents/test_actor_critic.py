@@ -1,0 +1,173 @@
+"""Every term of the behaviour losses against plain numpy, and where their gradients go.
+
+A hand-built imagined trajectory of N = 2 starts and H = 5 states, with heads whose
+outputs are simple functions of the features, so that each reward, value, discount
+weight and the bootstrap can be written down (SPEC 5.6-5.8).
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from dreamer.agents import actor_critic
+from tests.agents.test_dreamer import batch, make_agent
+
+tfd = tfp.distributions
+RNG = np.random.default_rng(3)
+FEAT = RNG.normal(size=(2, 5, 3)).astype(np.float32)  # [N, H, features]
+
+
+class LinearHead(tf.Module):
+  """Normal(w . feat + b, 1): a value head with variables; mode() is the mean."""
+
+  def __init__(self, w, b=0.0):
+    super().__init__()
+    self.w = tf.Variable(np.asarray(w, np.float32))
+    self.b = tf.Variable(np.float32(b))
+
+  def __call__(self, feat):
+    return tfd.Normal(tf.reduce_sum(feat * self.w, -1) + self.b, 1.0)
+
+
+class FixedHead:
+  """A head without variables: Deterministic(fn(feat)); mean() = mode() = fn(feat)."""
+
+  def __init__(self, fn):
+    self._fn = fn
+
+  def __call__(self, feat):
+    return tfd.Deterministic(self._fn(feat))
+
+
+def reward_of(feat):
+  return feat[..., 0]
+
+
+def pcont_of(feat):
+  return tf.sigmoid(feat[..., 2])
+
+
+def numpy_terms(discount, lambda_, pcont=None, value_w=(0.0, 1.0, 0.0), value_b=0.5):
+  """Rewards, values, per-step discounts, bootstrap, lambda-returns and weights."""
+  reward = FEAT[..., 0]
+  value = FEAT @ np.asarray(value_w, np.float32) + value_b
+  gamma = discount * np.ones_like(reward)
+  if pcont is not None:
+    gamma = gamma * pcont
+  steps = reward.shape[1] - 1  # The last imagined state only bootstraps.
+  returns = np.zeros((reward.shape[0], steps), np.float32)
+  for n in range(reward.shape[0]):
+    following = value[n, -1]  # G_H-1 = bootstrap = value of the last imagined state.
+    for i in reversed(range(steps)):
+      next_value = value[n, i + 1]  # v_{i+1}; for i = H-2 that is the bootstrap itself.
+      following = reward[n, i] + gamma[n, i] * ((1 - lambda_) * next_value + lambda_ * following)
+      returns[n, i] = following
+  weights = np.cumprod(np.concatenate([np.ones((2, 1)), gamma[:, :steps - 1]], 1), 1)
+  return reward, value, returns, weights
+
+
+@pytest.mark.parametrize('discount, lambda_', [(0.99, 0.95), (0.5, 0.0), (0.9, 1.0)])
+def test_actor_objective_matches_numpy(discount, lambda_):
+  value = LinearHead([0.0, 1.0, 0.0], 0.5)
+  ac = actor_critic.ActorCritic(None, value, discount=discount, lambda_=lambda_)
+  objective = ac.actor_objective(tf.constant(FEAT), FixedHead(reward_of), None)
+  _, _, returns, weights = numpy_terms(discount, lambda_)
+  assert weights[0, 0] == 1 and weights[0, 1] == pytest.approx(discount)
+  assert float(objective) == pytest.approx(float(np.mean(weights * returns)), rel=1e-5)
+
+
+@pytest.mark.parametrize('discount, lambda_', [(0.99, 0.95), (0.9, 0.5)])
+def test_value_loss_matches_numpy(discount, lambda_):
+  value = LinearHead([0.0, 1.0, 0.0], 0.5)
+  ac = actor_critic.ActorCritic(None, value, value_discount=discount, value_lambda=lambda_)
+  loss = ac.value_loss(tf.constant(FEAT), FixedHead(reward_of), None)
+  _, predicted, returns, weights = numpy_terms(discount, lambda_)
+  # -log N(G_i | v_i, 1) for the states i = 0..H-2 that have a target.
+  nll = 0.5 * (returns - predicted[:, :-1]) ** 2 + 0.5 * np.log(2 * np.pi)
+  assert float(loss) == pytest.approx(float(np.mean(weights * nll)), rel=1e-5)
+
+
+def test_pcont_discounts_returns_and_weights():
+  value = LinearHead([0.0, 1.0, 0.0], 0.5)
+  ac = actor_critic.ActorCritic(None, value, discount=1.0, lambda_=0.95, loss_pcont=True,
+                                value_discount=1.0, value_lambda=0.95, value_loss_pcont=True)
+  feat = tf.constant(FEAT)
+  pcont = pcont_of(FEAT).numpy()
+  _, predicted, returns, weights = numpy_terms(1.0, 0.95, pcont=pcont)
+  objective = ac.actor_objective(feat, FixedHead(reward_of), FixedHead(pcont_of))
+  assert float(objective) == pytest.approx(float(np.mean(weights * returns)), rel=1e-5)
+  loss = ac.value_loss(feat, FixedHead(reward_of), FixedHead(pcont_of))
+  nll = 0.5 * (returns - predicted[:, :-1]) ** 2 + 0.5 * np.log(2 * np.pi)
+  assert float(loss) == pytest.approx(float(np.mean(weights * nll)), rel=1e-5)
+
+
+def test_without_bootstrap_the_last_state_counts_as_a_reward():
+  value = LinearHead([0.0, 1.0, 0.0], 0.5)
+  ac = actor_critic.ActorCritic(None, value, discount=0.9, lambda_=1.0, bootstrap=False)
+  objective = ac.actor_objective(tf.constant(FEAT), FixedHead(reward_of), None)
+  reward = FEAT[..., 0]
+  returns = np.zeros_like(reward)
+  following = np.zeros(2)
+  for i in reversed(range(5)):
+    following = reward[:, i] + 0.9 * following
+    returns[:, i] = following
+  weights = 0.9 ** np.arange(5)
+  assert float(objective) == pytest.approx(float(np.mean(weights * returns)), rel=1e-5)
+
+
+def test_value_loss_trains_the_value_head_only():
+  """Targets and features are under stop_gradient: no gradient reaches the features (the
+  world model and the actor behind them) or the reward head."""
+  value = LinearHead([0.0, 1.0, 0.0], 0.5)
+  reward = LinearHead([1.0, 0.0, 0.0])
+  ac = actor_critic.ActorCritic(None, value, discount=0.99)
+  feat = tf.Variable(FEAT)
+  with tf.GradientTape(persistent=True) as tape:
+    loss = ac.value_loss(feat, lambda f: tfd.Deterministic(reward(f).mean()), None)
+  assert tape.gradient(loss, feat) is None
+  assert all(g is None for g in tape.gradient(loss, reward.trainable_variables))
+  grads = tape.gradient(loss, value.trainable_variables)
+  assert all(g is not None and np.any(g.numpy() != 0) for g in grads)
+  # The value's gradient is that of the weighted squared error to fixed targets.
+  _, predicted, returns, weights = numpy_terms(0.99, 0.95)
+  expected_b = -np.mean(weights * (returns - predicted[:, :-1]))
+  assert float(tape.gradient(loss, value.b)) == pytest.approx(float(expected_b), rel=1e-4)
+
+
+def test_actor_objective_gradient_flows_through_rewards_values_and_features():
+  value = LinearHead([0.0, 1.0, 0.0], 0.5)
+  ac = actor_critic.ActorCritic(None, value, discount=0.99, lambda_=0.95)
+  feat = tf.Variable(FEAT)
+  with tf.GradientTape() as tape:
+    objective = ac.actor_objective(feat, FixedHead(reward_of), None)
+  grad = tape.gradient(objective, feat).numpy()
+  # Rewards of states 0..H-2 and values of states 1..H-1 carry the objective; the
+  # discount weights are constants.
+  assert np.all(grad[:, :-1, 0] > 0) and np.all(grad[:, -1, 0] == 0)
+  assert np.all(grad[:, 0, 1] == 0) and np.all(grad[:, 1:, 1] > 0)
+  assert np.all(grad[..., 2] == 0)
+
+
+def test_actor_gradient_reaches_the_actor_only_through_the_dynamics(monkeypatch):
+  """In the agent, the actor objective changes the actor's weights through the imagined
+  states; cutting the gradient of those states leaves it exactly zero (the actor's input
+  features are stop-gradient), and the value loss sends the actor and model nothing."""
+  agent, _ = make_agent(debug=False)
+  data = batch(agent)
+  wm, ac = agent.world_model, agent.actor_critic
+  with tf.GradientTape(persistent=True) as tape:
+    processed = wm.preprocess(data)
+    _, post, _ = wm.loss(processed)
+    states = actor_critic.imagine(wm.rssm, ac.actor, post, 3)
+    feat = wm.rssm.features(states)
+    objective = ac.actor_objective(feat, wm.heads['reward'], wm.heads['pcont'])
+    value_loss = ac.value_loss(feat, wm.heads['reward'], wm.heads['pcont'])
+    cut = ac.actor_objective(tf.stop_gradient(feat), wm.heads['reward'], wm.heads['pcont'])
+  actor_vars = ac.actor.trainable_variables
+  assert tf.linalg.global_norm(tape.gradient(objective, actor_vars)) > 0
+  assert all(g is None for g in tape.gradient(cut, actor_vars))
+  assert all(g is None for g in tape.gradient(value_loss, actor_vars))
+  assert all(g is None for g in tape.gradient(value_loss, wm.model_variables))
+  assert tf.linalg.global_norm(
+      [g for g in tape.gradient(value_loss, ac.value.trainable_variables)]) > 0
