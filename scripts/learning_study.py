@@ -13,7 +13,8 @@ on top. After every evaluation, one JSON line per run goes to <logdir>/<seed>/st
 - On the newest training episodes: the value head's prediction, the discounted return the
   episode actually got from there (truncated at its end), and the imagined lambda-targets
   from the same posteriors; the reward head's mean absolute error; the policy's mean and
-  standard deviation of its sampled actions.
+  standard deviation of its sampled actions; on toy_reach, the slope of the predicted
+  value over the dot's position (positive when the value ranks states the right way).
 
 At the end it prints, per seed, the mean of the first 5 (random seed) episodes, of the last
 5 sampled training episodes, of the last 3 test episodes, and the best test return.
@@ -96,6 +97,9 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
           values[:, -1], lambda_, axis=1)
       row['lambda_target'] = float(tf.reduce_mean(targets[:, 0]).numpy())
       row['imagined_reward'] = float(tf.reduce_mean(rewards).numpy())
+      if 'position' in episode:  # toy_reach: does the value rank states by the dot's x?
+        x = episode['position'][:-1, 0]
+        row['value_slope_x'] = float(np.polyfit(x, value[:-1], 1)[0]) if np.ptp(x) else 0.0
     stats.append(row)
   return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]} if stats else {}
 

@@ -6,6 +6,7 @@ import this module when they are spawned, never load it.
 
 import argparse
 import errno
+import json
 import os
 import pathlib
 import sys
@@ -128,6 +129,27 @@ def _stopped_message(error, run_dir):
   return str(error)
 
 
+def summary(run_dir):
+  """One line on what a finished run learned, from its metrics.jsonl; None without data.
+
+  Random play is the mean return of the test directory's seed episodes; an evaluation's
+  return is the mean of its test episodes (the `test/score` of that test phase).
+  """
+  path = pathlib.Path(run_dir) / 'metrics.jsonl'
+  if not path.exists():
+    return None
+  records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  seeds = [r['test/return'] for r in records if 'test/return' in r and r['updates'] == 0]
+  scores = [(r['env_frames'], r['test/score']) for r in records if 'test/score' in r]
+  if not scores:
+    return None
+  minutes = (records[-1]['wall_time'] - records[0]['wall_time']) / 60
+  random_play = f'random play {sum(seeds) / len(seeds):.0f}, ' if seeds else ''
+  return (f'{pathlib.Path(run_dir).name}: test return {random_play}first evaluation '
+          f'{scores[0][1]:.0f} -> last {scores[-1][1]:.0f} at {scores[-1][0]} env frames '
+          f'({minutes:.1f} min)')
+
+
 def main(args):
   """Programmatic entry, as in the original: args has logdir, params, num_runs,
   resume_runs, ping_every (and optionally dmlab_runfiles_path)."""
@@ -181,7 +203,7 @@ def cli(argv=None):
   try:
     from dreamer.scripts import build
     errors += (build.BuildError,)
-    main(args)
+    finished = main(args)
   except errors as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
@@ -194,6 +216,13 @@ def cli(argv=None):
              'run the same command with --resume_runs True')
     print(f'Interrupted; {again} to resume the unfinished run.', file=sys.stderr)
     return 130
+  lines = [line for line in map(summary, finished) if line]
+  for line in lines:
+    print(line)
+  if lines:
+    logdir = os.path.expanduser(str(args.logdir))
+    print(f'Curves: tensorboard --logdir {logdir}; plot: python scripts/plot.py {logdir} '
+          '--out curve.png')
   return 0
 
 

@@ -63,6 +63,23 @@ def test_dreamer_debug(tmp_path):
   assert {'actor/loss', 'actor/grad_norm', 'value/loss', 'value/grad_norm'} <= tags
   config = yaml.safe_load((tmp_path / '00001' / 'config.yaml').read_text())
   assert config['model_size'] == 10 and config['max_steps'] == 40
+  line = train.summary(tmp_path / '00001')
+  assert line.startswith('00001: test return random play ') and ' at 2000 env frames (' in line
+
+
+def test_summary_names_random_play_and_the_first_and_last_evaluation(tmp_path):
+  records = [
+      {'env_frames': 0, 'phase': 'test', 'wall_time': 100.0, 'updates': 0, 'test/return': 300},
+      {'env_frames': 0, 'phase': 'test', 'wall_time': 101.0, 'updates': 0, 'test/return': 320},
+      {'env_frames': 5000, 'phase': 'test', 'wall_time': 160.0, 'updates': 50,
+       'test/return': 450, 'test/score': 450},
+      {'env_frames': 9000, 'phase': 'test', 'wall_time': 400.0, 'updates': 90,
+       'test/return': 870.4, 'test/score': 870.4}]
+  (tmp_path / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+  assert train.summary(tmp_path) == (
+      f'{tmp_path.name}: test return random play 310, first evaluation 450 -> last 870 at '
+      '9000 env frames (5.0 min)')
+  assert train.summary(tmp_path / 'missing') is None
 
 
 @pytest.mark.parametrize('task', ['dummy_discrete', 'dummy'])
