@@ -141,7 +141,14 @@ def main(args):
   logdir = pathlib.Path(os.path.expanduser(str(args.logdir)))
   return runs.run_experiments(
       logdir, lambda run_dir, info: run(run_dir, params), num_runs=args.num_runs,
-      resume_runs=args.resume_runs, ping_every=args.ping_every)
+      resume_runs=args.resume_runs, ping_every=args.ping_every, check_fn=check_stored_config)
+
+
+def check_stored_config(run_dir):
+  """Fails with one line, before the run is claimed, if its config.yaml does not read."""
+  path = pathlib.Path(run_dir) / 'config.yaml'
+  if path.exists():
+    config_lib.from_yaml(path.read_text(), path)
 
 
 def _bool(text):

@@ -8,8 +8,8 @@ import types
 
 import imageio.v3 as iio
 import pytest
-import yaml
 
+from dreamer import config as config_lib
 from dreamer.scripts import evaluate
 from dreamer.scripts import train
 from tests.scripts import test_train
@@ -78,8 +78,7 @@ def test_errors_are_one_line(run_dir, tmp_path):
 def test_checkpoint_that_does_not_fit_the_config(run_dir, tmp_path):
   other = tmp_path / 'other'
   shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns('*_episodes', 'train', 'test'))
-  config = yaml.safe_load((other / 'config.yaml').read_text())
-  config['model_size'] = 12
-  (other / 'config.yaml').write_text(yaml.safe_dump(config))
+  config = dict(config_lib.from_yaml((other / 'config.yaml').read_text()), model_size=12)
+  (other / 'config.yaml').write_text(config_lib.to_yaml(config))
   with pytest.raises(evaluate.EvaluateError, match="does not fit the run's config.yaml"):
     evaluate.evaluate(other, log=lambda line: None)
