@@ -48,6 +48,7 @@ _CHOICES = {
     'value_source': ['model', 'dataset'],
     'precision': [16, 32, 'bfloat16'],
     'distribute': [None, 'mirrored'],
+    'save_videos': [False, True, 'gif', 'mp4'],
 }
 # Keys that must be positive (or, for lists, hold positive numbers).
 _POSITIVE = [

@@ -76,6 +76,8 @@ def test_state_component_keys_are_known_for_their_task():
     ({'value_target_period': 0}, 'value_target_period must be positive'),
     ({'render_size': -1}, 'render_size must not be negative'),
     ({'train_collects': [{'bogus': 1}]}, 'Invalid key bogus'),
+    ({'save_videos': 'avi'}, 'save_videos must be one of False, True, gif, mp4'),
+    ({'save_videos': 1}, 'save_videos must be one of'),
 ])
 def test_bad_values_fail_with_one_line(params, message):
   params = dict({'tasks': ['dummy']}, **params)
@@ -103,6 +105,14 @@ def test_every_unsupported_research_option_fails_naming_itself():
       build({'tasks': ['dummy'], key: value})
     assert str(error.value).startswith(f'{key}: ') and 'not supported' in str(error.value)
     build({'tasks': ['dummy'], key: default})  # The default itself is fine.
+
+
+@pytest.mark.parametrize('text, value, kind', [
+    ('false', False, None), ('true', True, 'gif'), ('gif', 'gif', 'gif'), ('mp4', 'mp4', 'mp4')])
+def test_save_videos_names_the_video_format(text, value, kind):
+  config = build(config_lib.parse_params(f'{{tasks: [dummy], save_videos: {text}}}'))
+  assert config.save_videos == value and type(config.save_videos) is type(value)
+  assert train.video_format(config) == kind
 
 
 def test_target_heads_are_supported():

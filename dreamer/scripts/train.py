@@ -95,7 +95,7 @@ def run(run_dir, params, log=print):
         test_steps=config.test_steps, max_steps=config.max_steps,
         train_log_every=config.train_log_every, checkpoint_every=config.checkpoint_every,
         num_seed_episodes=config.num_seed_episodes, num_seed_steps=config.num_seed_steps,
-        seed=config.seed, save_videos=config.save_videos,
+        seed=config.seed, video_format=video_format(config),
         progress_every=config.progress_every, log=log)
     trainer.restore()
     trainer.seed()
@@ -109,6 +109,13 @@ def run(run_dir, params, log=print):
     for batch in envs:
       batch.close()
     logger.close()
+
+
+def video_format(config):
+  """The file type of save_videos ('gif', 'mp4') or None; `true` means GIF."""
+  if not config.save_videos:
+    return None
+  return 'gif' if config.save_videos is True else config.save_videos
 
 
 def _stopped_message(error, run_dir):
@@ -138,6 +145,9 @@ def main(args):
   config = build_config(params)  # Fails on bad params before any work or directory.
   for task in config.tasks:
     registry.check_dependencies(task)
+  if video_format(config):
+    from dreamer.training import summaries
+    summaries.check_video_path(f'videos/episode.{video_format(config)}')
   logdir = pathlib.Path(os.path.expanduser(str(args.logdir)))
   return runs.run_experiments(
       logdir, lambda run_dir, info: run(run_dir, params), num_runs=args.num_runs,
@@ -187,7 +197,8 @@ def cli(argv=None):
             ImportError, PermissionError)
   try:
     from dreamer.scripts import build
-    errors += (build.BuildError,)
+    from dreamer.training import summaries
+    errors += (build.BuildError, summaries.VideoError)
     main(args)
   except errors as e:
     print(f'error: {e}', file=sys.stderr)

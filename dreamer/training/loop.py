@@ -48,14 +48,15 @@ class Trainer:
     train_batches, test_batches: callables returning iterators over batches.
     train_collections, test_collections: lists of collect.Collection.
     seed_collections: list of (name, BatchEnv, directory, mode, action_repeat) for seeding.
-    save_videos: also write each test phase's first episode to <run>/videos/ as a GIF.
+    video_format: 'gif' or 'mp4' to also write each test phase's first episode to
+      <run>/videos/ as such a file; None writes none.
     progress_every: seconds between progress lines of long phases (0: none).
   """
 
   def __init__(self, *, agent, logger, run_dir, train_batches, test_batches,
                train_collections, test_collections, seed_collections, batch, train_steps,
                test_steps, max_steps, train_log_every, checkpoint_every, num_seed_episodes,
-               num_seed_steps, seed=0, save_videos=False, progress_every=10.0, log=print):
+               num_seed_steps, seed=0, video_format=None, progress_every=10.0, log=print):
     self.agent = agent
     self.logger = logger
     self._dir = run_dir
@@ -73,7 +74,7 @@ class Trainer:
     self._num_seed = (num_seed_episodes, num_seed_steps)
     self._rng = np.random.default_rng(seed)
     self._log = log
-    self._save_videos = save_videos
+    self._video_format = video_format
     self._progress_every = progress_every
     self._video = None  # (collection name, frames) of the current test phase's first episode.
     self._video_written = None
@@ -287,8 +288,9 @@ class Trainer:
       return
     self._video_written = self.frames
     self.logger.gif('test', self.frames, 'test/video', frames)
-    if self._save_videos:
-      summaries.write_video(self._dir / 'videos' / f'{name}-{self.frames:010d}.gif', frames)
+    if self._video_format:
+      summaries.write_video(
+          self._dir / 'videos' / f'{name}-{self.frames:010d}.{self._video_format}', frames)
 
   def _dataset_sizes(self):
     sizes = {}

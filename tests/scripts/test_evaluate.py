@@ -46,11 +46,14 @@ def test_evaluate_prints_returns_and_writes_a_video(run_dir, tmp_path):
   assert iio.imread(video, index=None).shape == (42, 64, 64, 3)  # 2 episodes of 21 frames.
 
 
-def test_evaluate_in_process_with_explicit_checkpoint(run_dir):
+def test_evaluate_in_process_with_explicit_checkpoint_and_an_mp4(run_dir, tmp_path):
   lines = []
-  returns = evaluate.evaluate(run_dir, episodes=1, step=20, log=lines.append)
+  video = tmp_path / 'eval.mp4'
+  returns = evaluate.evaluate(run_dir, episodes=1, video=video, step=20, log=lines.append)
   assert len(returns) == 1 and 0 < returns[0] < 1000  # 1000 rewards uniform in [0, 1).
   assert lines[1] == f'Episode 1: return {returns[0]:.2f}, length 20'
+  assert lines[-1] == f'Wrote {video} (21 frames).'
+  assert iio.imread(video, plugin='FFMPEG', index=None).shape == (21, 64, 64, 3)
 
 
 def test_errors_are_one_line(run_dir, tmp_path):
