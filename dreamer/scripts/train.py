@@ -48,6 +48,7 @@ def run(run_dir, params, log=print):
   import numpy as np
   import tensorflow as tf
   from dreamer.data import episodes
+  from dreamer.data import loaders
   from dreamer.scripts import build
   from dreamer.training import checkpoints
   from dreamer.training import logger as logger_lib
@@ -86,7 +87,8 @@ def run(run_dir, params, log=print):
     agent = build.agent(config, first.obs_space, first.act_space, strategy, log=log)
     count = sum(int(np.prod(v.shape)) for v in agent.trainable_variables)
     log(f'Graph contains {count} trainable variables.')
-    train_batches, test_batches = build.datasets(config, run_dir, strategy)
+    replay_stats = loaders.ReplayStats()
+    train_batches, test_batches = build.datasets(config, run_dir, strategy, replay_stats)
     trainer = loop.Trainer(
         agent=agent, logger=logger, run_dir=run_dir, train_batches=train_batches,
         test_batches=test_batches, train_collections=train_collections,
@@ -96,7 +98,7 @@ def run(run_dir, params, log=print):
         train_log_every=config.train_log_every, checkpoint_every=config.checkpoint_every,
         num_seed_episodes=config.num_seed_episodes, num_seed_steps=config.num_seed_steps,
         seed=config.seed, video_format=video_format(config),
-        progress_every=config.progress_every, log=log)
+        progress_every=config.progress_every, replay_stats=replay_stats, log=log)
     trainer.restore()
     trainer.seed()
     yield from trainer.run()

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import types
 
 import imageio.v3 as iio
@@ -193,3 +194,10 @@ def test_debug_run_writes_gifs_videos_metrics_and_progress(tmp_path, capsys):
   out = capsys.readouterr().out
   assert 'Epoch 1 train phase: 1/2 iterations' in out
   assert 'Collect test_main_dummy: ' in out
+  # The periodic line shows this process's memory and what the replay holds.
+  usage = re.findall(r'^\[\d+ frames\] update \d+: .* \| memory (\d+\.\d\d) GB, replay (\d+) '
+                     r'episodes, (\d+) frames, (\d+\.\d) MB$', out, re.M)
+  assert usage, out[-3000:]
+  for gigabytes, count, steps, megabytes in usage:
+    assert float(gigabytes) > 0.1 and int(count) >= 1 and float(megabytes) > 0
+    assert int(steps) == 21 * int(count)  # Dummy episodes: 20 steps and the first frame.
