@@ -327,4 +327,6 @@ def time_collection(agent, collection, report):
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  status = main()
+  if status:  # Only on failure: runpy callers read sys.modules after a normal run.
+    sys.exit(status)
