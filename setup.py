@@ -29,7 +29,7 @@ setuptools.setup(
     package_data={'dreamer.configs': ['*.yaml']},
     install_requires=pins(
         'tensorflow', 'tensorflow-probability', 'tf-keras', 'keras', 'tensorboard', 'numpy',
-        'pyyaml', 'imageio', 'pillow', 'matplotlib'),
+        'ruamel.yaml', 'imageio', 'imageio-ffmpeg', 'pillow', 'matplotlib'),
     extras_require={
         'dmc': pins('dm_control', 'mujoco'),
         'atari': pins('gymnasium', 'ale-py', 'opencv-python-headless'),

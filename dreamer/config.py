@@ -5,11 +5,12 @@ explicit keyword arguments.
 """
 
 import difflib
+import io
 import math
 import os
 import pathlib
 
-import yaml
+import ruamel.yaml
 
 _HERE = pathlib.Path(__file__).resolve().parent
 CONFIG_DIRS = [_HERE.parent / 'configs', _HERE / 'configs']
@@ -47,6 +48,7 @@ _CHOICES = {
     'value_source': ['model', 'dataset'],
     'precision': [16, 32, 'bfloat16'],
     'distribute': [None, 'mirrored'],
+    'save_videos': [False, True, 'gif', 'mp4'],
 }
 # Keys that must be positive (or, for lists, hold positive numbers).
 _POSITIVE = [
@@ -113,14 +115,41 @@ def presets():
   return sorted(p.stem for p in config_dir().glob('*.yaml'))
 
 
+def _yaml():
+  """A safe YAML 1.2 parser and writer, as the original used (ruamel.yaml).
+
+  YAML 1.2 reads 1e-4 as a number and only true/false as booleans (yes, no, on, off are
+  strings). The pure-Python parser needs no compiled extension; the files are tiny.
+  """
+  yaml = ruamel.yaml.YAML(typ='safe', pure=True)
+  yaml.default_flow_style = False
+  return yaml
+
+
+def _where(error):
+  """Where and what a YAML error is, on one line: "<problem> at line L, column C"."""
+  problem = getattr(error, 'problem', None) or str(error).strip().splitlines()[0]
+  mark = getattr(error, 'problem_mark', None)
+  if mark is None:
+    return problem
+  text = f'{problem} at line {mark.line + 1}, column {mark.column + 1}'
+  # An unclosed bracket or quote is noticed far from where it was opened: name both.
+  start, context = getattr(error, 'context_mark', None), getattr(error, 'context', None)
+  if start is not None and context and (start.line, start.column) != (mark.line, mark.column):
+    text += f' ({context} from line {start.line + 1}, column {start.column + 1})'
+  return text
+
+
 def load_preset(name):
   path = config_dir() / f'{name}.yaml'
   if not isinstance(name, str) or not path.exists():
     raise ConfigError(
         f"unknown preset '{name}'{_suggest(str(name), presets())}; "
         f"available presets: {', '.join(presets())}")
-  with open(path) as f:
-    values = yaml.safe_load(f) or {}
+  try:
+    values = _yaml().load(path.read_text()) or {}
+  except ruamel.yaml.YAMLError as e:
+    raise ConfigError(f'preset file {path} is not valid YAML: {_where(e)}') from None
   if not isinstance(values, dict):
     raise ConfigError(f'preset file {path} must hold a mapping')
   return values
@@ -130,12 +159,12 @@ def parse_params(text):
   """Parses the --params string: a YAML flow mapping. '#' stands for ',' as in the original."""
   if isinstance(text, dict):
     return dict(text)
+  # Before parsing: to YAML a '#' after a space would start a comment.
   text = (text or '{}').replace('#', ',').replace('\\', '')
   try:
-    values = yaml.safe_load(text)
-  except yaml.YAMLError as e:
-    line = str(e).replace('\n', ' ')
-    raise ConfigError(f'--params is not valid YAML ({line}); '
+    values = _yaml().load(text)
+  except ruamel.yaml.YAMLError as e:
+    raise ConfigError(f'--params is not valid YAML ({_where(e)}); '
                       "write it like '{defaults: [dreamer, debug], tasks: [dummy]}'") from None
   if values is None:
     return {}
@@ -213,16 +242,21 @@ def collect_specs(config, mode):
 
 
 def to_yaml(config):
-  return yaml.safe_dump(dict(config), default_flow_style=False, sort_keys=True)
+  """The text of a run's config.yaml: block style, keys sorted."""
+  stream = io.StringIO()
+  _yaml().dump({key: config[key] for key in sorted(config)}, stream)
+  return stream.getvalue()
 
 
 def from_yaml(text, path='config.yaml'):
+  """Reads a run's config.yaml; a file edited into invalid YAML fails naming the line."""
+  afresh = 'or move it aside to start the run afresh'
   try:
-    values = yaml.safe_load(text)
-  except yaml.YAMLError:
-    raise ConfigError(f'{path} is not valid YAML; move it aside to start the run afresh') from None
+    values = _yaml().load(text)
+  except ruamel.yaml.YAMLError as e:
+    raise ConfigError(f'{path} is not valid YAML: {_where(e)}; fix that line {afresh}') from None
   if not isinstance(values, dict):
-    raise ConfigError(f'{path} does not hold a mapping; move it aside to start the run afresh')
+    raise ConfigError(f'{path} does not hold a mapping; restore it {afresh}')
   return Config(values)
 
 
@@ -260,11 +294,6 @@ def _check(key, value, default):
       return value
     raise ConfigError(f'{key} must be True or False, got {value!r}')
   if kind in (int, float):
-    if isinstance(value, str):
-      try:
-        value = float(value)
-      except ValueError:
-        raise ConfigError(f'{key} must be {_type_name(kind)}, got {value!r}') from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
       raise ConfigError(f'{key} must be {_type_name(kind)}, got {value!r}')
     if not math.isfinite(value):

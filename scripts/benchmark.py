@@ -4,6 +4,7 @@
     python scripts/benchmark.py --params '{defaults: [dreamer, debug]}' --batch 4 8 --updates 3
     python scripts/benchmark.py --params '{precision: 16, jit: True}'   # on a GPU
     python scripts/benchmark.py --env_sweep walker_walk   # env stepping: 1, 2, 4 envs x isolation
+    python scripts/benchmark.py --resize_sweep atari_pong # OpenCV vs scikit-image frame resizing
 
 Updates run on synthetic batches (random uint8 images and so on, in the layout of the
 replay), so no episodes on disk are needed. The agent, the batch of environments and the
@@ -12,8 +13,10 @@ collection come from the same factories as in training (dreamer.scripts.build).
 
 import argparse
 import json
+import os
 import pathlib
 import platform
+import re
 import resource
 import sys
 import tempfile
@@ -41,8 +44,14 @@ def parse_args(argv):
                       'and 4 envs in each isolation mode (no TensorFlow is loaded)')
   parser.add_argument('--sweep_steps', type=int, default=100,
                       help='timed agent steps per env and setting of --env_sweep')
+  parser.add_argument('--resize_sweep', metavar='TASK', default=None,
+                      help='only time resizing real frames of the Atari TASK to 64x64 with '
+                      "OpenCV's INTER_AREA and scikit-image's anti-aliased resize, and how far "
+                      'apart their outputs are (needs scikit-image; no TensorFlow is loaded)')
+  parser.add_argument('--resize_frames', type=int, default=1000,
+                      help='frames of --resize_sweep')
   args = parser.parse_args(argv)
-  for name in ('updates', 'policy_steps', 'collect_steps', 'sweep_steps'):
+  for name in ('updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames'):
     if getattr(args, name) < 1:
       parser.error(f'--{name} must be positive')
   return args
@@ -101,7 +110,6 @@ def env_sweep(task, steps, counts=(1, 2, 4), isolations=('none', 'thread', 'proc
   workers scale, not the agent.
   """
   import functools
-  import os
   from dreamer.envs import parallel
   from dreamer.envs import registry
   rng = np.random.default_rng(0)
@@ -127,10 +135,100 @@ def env_sweep(task, steps, counts=(1, 2, 4), isolations=('none', 'thread', 'proc
           device=device_name(None))), flush=True)
 
 
+class SweepError(ValueError):
+  """A sweep that cannot run here, explained in one line."""
+
+
+def cpu_flags():
+  """The vector extensions that decide how fast OpenCV and numpy kernels run here."""
+  try:
+    text = pathlib.Path('/proc/cpuinfo').read_text()
+  except OSError:
+    return []
+  return sorted(set(re.findall(r'\b(avx512f|avx2)\b', text)))
+
+
+def atari_frames(task, count, seed=0):
+  """`count` raw screens (210x160x3) of an Atari task played with random actions."""
+  import ale_py
+  import gymnasium
+  from dreamer.envs import registry
+  game = dict(registry.get_task(task).options)['game']
+  gymnasium.register_envs(ale_py)
+  # Every fourth screen, as the agent sees them with action_repeat 4.
+  env = gymnasium.make(f'ALE/{game}-v5', frameskip=4, repeat_action_probability=0.0,
+                       full_action_space=False)
+  rng = np.random.default_rng(seed)
+  frames = []
+  env.reset(seed=seed)
+  while len(frames) < count:
+    frame, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+    frames.append(frame)
+    if terminated or truncated:
+      env.reset()
+  env.close()
+  return frames
+
+
+def resize_sweep(task, count, size=64):
+  """Milliseconds per frame of two ways to shrink Atari screens, and how much they differ.
+
+  OpenCV's INTER_AREA is what dreamer.envs uses; scikit-image's resize with anti_aliasing
+  (Gaussian blur, then bilinear) is the original's choice. Both end as uint8, like an
+  observation. The difference is in uint8 levels (0-255), over every pixel of every frame.
+  """
+  from dreamer.envs import registry
+  if registry.get_task(task).family != 'atari':
+    raise SweepError(f'--resize_sweep needs an Atari task such as atari_pong, not {task}')
+  registry.check_dependencies(task)
+  import cv2
+  try:
+    import skimage
+    import skimage.transform
+  except ImportError:
+    raise SweepError('--resize_sweep needs scikit-image, which the pinned stack leaves out: '
+                      'pip install scikit-image') from None
+  frames = atari_frames(task, count)
+
+  def opencv(frame):
+    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+
+  def scikit(frame):
+    image = skimage.transform.resize(frame, (size, size), anti_aliasing=True,
+                                     preserve_range=True)
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+  context = dict(task=task, frames=count, source=list(frames[0].shape),
+                 target=[size, size, frames[0].shape[-1]], cores=os.cpu_count(),
+                 cpu_flags=cpu_flags(), device=device_name(None),
+                 opencv=cv2.__version__, skimage=skimage.__version__)
+  outputs = {}
+  for method, resize in (('opencv_inter_area', opencv), ('skimage_anti_aliasing', scikit)):
+    resize(frames[0])  # Warm up: first calls load code and allocate.
+    start = time.perf_counter()
+    outputs[method] = np.stack([resize(frame) for frame in frames])
+    milliseconds = 1000 * (time.perf_counter() - start) / count
+    print(json.dumps(dict(metric='resize_ms_per_frame', value=round(milliseconds, 4),
+                          unit='ms', method=method, **context)), flush=True)
+  difference = np.abs(outputs['opencv_inter_area'].astype(np.int16) -
+                      outputs['skimage_anti_aliasing'].astype(np.int16))
+  for metric, value in (('resize_mean_abs_difference', difference.mean()),
+                        ('resize_max_abs_difference', difference.max())):
+    print(json.dumps(dict(metric=metric, value=round(float(value), 4), unit='uint8 levels',
+                          **context)), flush=True)
+
+
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
   if args.env_sweep:
     return env_sweep(args.env_sweep, args.sweep_steps)
+  if args.resize_sweep:
+    from dreamer.envs import registry
+    try:
+      return resize_sweep(args.resize_sweep, args.resize_frames)
+    except (SweepError, registry.UnknownTaskError, registry.MissingDependencyError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 2
   config = make_config(args)
   import tensorflow as tf
   from dreamer.agents import distribute
@@ -229,4 +327,6 @@ def time_collection(agent, collection, report):
 
 
 if __name__ == '__main__':
-  main()
+  status = main()
+  if status:  # Only on failure: runpy callers read sys.modules after a normal run.
+    sys.exit(status)

@@ -12,6 +12,7 @@ with scripts/plot.py; the run's console ends with its first and last test return
 """
 
 import argparse
+import json
 import math
 import sys
 
@@ -61,8 +62,7 @@ def main(argv=None):
     print(f'error: {e}', file=sys.stderr)
     return 2
   logdir = args.logdir or f'./logdir/curve_{args.size}_{args.task}'
-  import yaml
-  flat = yaml.safe_dump(params, default_flow_style=True).strip()
+  flat = json.dumps(params)  # JSON is YAML 1.2, which --params reads.
   print(f'python -m dreamer.scripts.train --logdir {logdir} --num_runs {args.runs} '
         f"--params '{flat}'", flush=True)
   return train.cli(['--logdir', logdir, '--num_runs', str(args.runs), '--params', flat])

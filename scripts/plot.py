@@ -4,7 +4,7 @@ Every LOGDIR is one method: a base directory whose numbered runs (00001, 00002, 
 seeds, or a single run directory. A line is the mean over a method's runs of one task, the
 band spans their minimum and maximum. Without --compare all lines share one plot; with
 --compare every task gets its own plot and every LOGDIR a line in it. The task of a run is
-read from its config.yaml. Needs matplotlib and PyYAML, not TensorFlow.
+read from its config.yaml. Needs matplotlib and ruamel.yaml, not TensorFlow.
 """
 
 import argparse
@@ -14,7 +14,7 @@ import pathlib
 import sys
 
 import numpy as np
-import yaml
+import ruamel.yaml
 
 
 class PlotError(ValueError):
@@ -34,9 +34,10 @@ def find_runs(logdir):
 
 def task_of(run_dir):
   try:
-    config = yaml.safe_load((run_dir / 'config.yaml').read_text())
+    text = (run_dir / 'config.yaml').read_text()
+    config = ruamel.yaml.YAML(typ='safe', pure=True).load(text)
     return '+'.join(config['tasks'])
-  except (OSError, yaml.YAMLError, KeyError, TypeError):
+  except (OSError, ruamel.yaml.YAMLError, KeyError, TypeError):
     return 'unknown task'
 
 

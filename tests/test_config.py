@@ -1,7 +1,7 @@
 """Presets, merge order and the one-line errors of bad params."""
 
 import pytest
-import yaml
+import ruamel.yaml
 
 from dreamer import config as config_lib
 from dreamer.envs import registry
@@ -76,6 +76,8 @@ def test_state_component_keys_are_known_for_their_task():
     ({'value_target_period': 0}, 'value_target_period must be positive'),
     ({'render_size': -1}, 'render_size must not be negative'),
     ({'train_collects': [{'bogus': 1}]}, 'Invalid key bogus'),
+    ({'save_videos': 'avi'}, 'save_videos must be one of False, True, gif, mp4'),
+    ({'save_videos': 1}, 'save_videos must be one of'),
 ])
 def test_bad_values_fail_with_one_line(params, message):
   params = dict({'tasks': ['dummy']}, **params)
@@ -105,6 +107,14 @@ def test_every_unsupported_research_option_fails_naming_itself():
     build({'tasks': ['dummy'], key: default})  # The default itself is fine.
 
 
+@pytest.mark.parametrize('text, value, kind', [
+    ('false', False, None), ('true', True, 'gif'), ('gif', 'gif', 'gif'), ('mp4', 'mp4', 'mp4')])
+def test_save_videos_names_the_video_format(text, value, kind):
+  config = build(config_lib.parse_params(f'{{tasks: [dummy], save_videos: {text}}}'))
+  assert config.save_videos == value and type(config.save_videos) is type(value)
+  assert train.video_format(config) == kind
+
+
 def test_target_heads_are_supported():
   config = build({'tasks': ['dummy'], 'action_target_head': True, 'value_target_head': True,
                   'action_target_update': 0.5, 'action_target_period': 100})
@@ -116,14 +126,56 @@ def test_numbers_in_exponent_notation_are_accepted():
   assert config.max_steps == 50_000_000 and config.model_lr == 0.001
 
 
+def test_yaml_1_2_reads_exponents_as_floats_without_coercion():
+  params = config_lib.parse_params('{model_lr: 1e-4, value_lr: 8E-05, free_nats: 3e0}')
+  assert params == {'model_lr': 1e-4, 'value_lr': 8e-5, 'free_nats': 3.0}
+  assert all(type(v) is float for v in params.values())
+  # A quoted number is a string, and strings are no longer turned into numbers.
+  with pytest.raises(config_lib.ConfigError, match="model_lr must be a number, got '1e-4'"):
+    build({'tasks': ['dummy'], 'model_lr': '1e-4'})
+
+
+@pytest.mark.parametrize('word', ['yes', 'no', 'on', 'off', 'Yes', 'NO'])
+def test_yaml_1_1_booleans_are_strings_and_fail_a_boolean_key(word):
+  params = config_lib.parse_params(f'{{tasks: [dummy], value_head: {word}}}')
+  assert params['value_head'] == word
+  with pytest.raises(config_lib.ConfigError) as error:
+    build(params)
+  assert str(error.value) == f"value_head must be True or False, got '{word}'"
+  assert build(config_lib.parse_params(f'{{tasks: [dummy], action_repeat: 2, seed: 3}}'))
+
+
+@pytest.mark.parametrize('text', ['True', 'true', 'TRUE', 'False', 'false'])
+def test_yaml_1_2_booleans(text):
+  config = build(config_lib.parse_params(f'{{tasks: [dummy], value_head: {text}}}'))
+  assert config.value_head is (text.lower() == 'true')
+
+
+def test_hash_stands_for_comma_in_params():
+  params = config_lib.parse_params(
+      '{defaults: [dreamer# debug]# tasks: [dummy]# batch_shape: [5# 5]#model_size: 7}')
+  assert params == {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'],
+                    'batch_shape': [5, 5], 'model_size': 7}
+  config = build(params)
+  assert config.batch_shape == [5, 5] and config.model_size == 7 and config.state_size == 5
+
+
+def test_duplicate_keys_in_params_fail_with_one_line():
+  with pytest.raises(config_lib.ConfigError) as error:
+    config_lib.parse_params('{model_size: 3, model_size: 4}')
+  assert 'not valid YAML' in str(error.value) and 'duplicate key' in str(error.value)
+  assert '\n' not in str(error.value)
+
+
 @pytest.mark.parametrize('text, message', [
     ('[1, 2]', 'must be a YAML mapping'),
     ('{tasks: [dummy', 'not valid YAML'),
     ('just words', 'must be a YAML mapping'),
 ])
 def test_params_that_are_not_a_mapping(text, message):
-  with pytest.raises(config_lib.ConfigError, match=message):
+  with pytest.raises(config_lib.ConfigError, match=message) as error:
     config_lib.parse_params(text)
+  assert '\n' not in str(error.value)
 
 
 def test_original_readme_commands_parse():
@@ -145,7 +197,33 @@ def test_unknown_task_lists_closest_names():
 
 def test_config_is_written_once_and_preferred_on_resume(tmp_path):
   first = train.build_config({'tasks': ['dummy'], 'model_size': 11}, tmp_path)
-  stored = yaml.safe_load((tmp_path / 'config.yaml').read_text())
+  stored = ruamel.yaml.YAML(typ='safe', pure=True).load((tmp_path / 'config.yaml').read_text())
   assert stored['model_size'] == 11 and stored['seed'] == first.seed
+  assert stored == dict(first)
   again = train.build_config({'tasks': ['dummy'], 'model_size': 99}, tmp_path)
   assert again.model_size == 11 and again.seed == first.seed
+
+
+def test_config_yaml_round_trips_values_yaml_1_1_would_change():
+  values = {'a_word': 'yes', 'off': 'off', 'tiny': 1e-10, 'big': 5e7, 'none': None,
+            'nested': [{'steps_after': 10}, 'no'], 'flag': True, 'number_text': '1e-4'}
+  text = config_lib.to_yaml(values)
+  assert config_lib.from_yaml(text) == values
+  assert list(ruamel.yaml.YAML(typ='safe', pure=True).load(text)) == sorted(values)
+
+
+@pytest.mark.parametrize('text, line', [
+    # An unclosed bracket is noticed on the next line; the message names both.
+    ('model_size: 10\nbatch_shape: [5, 5\nseed: 3\n', '3, column 5 (while parsing a flow '
+     'sequence from line 2'),
+    ('model_size: 10\nseed: 3\n  tasks: [dummy]\n', 3),
+    ("model_size: 10\ntasks: ['dummy]\n", 3),
+])
+def test_invalid_config_yaml_fails_naming_the_file_and_line(tmp_path, text, line):
+  path = tmp_path / '00001' / 'config.yaml'
+  with pytest.raises(config_lib.ConfigError) as error:
+    config_lib.from_yaml(text, path)
+  message = str(error.value)
+  assert message.startswith(f'{path} is not valid YAML: ') and '\n' not in message
+  assert f' at line {line}' in message
+  assert message.endswith('fix that line or move it aside to start the run afresh')

@@ -8,21 +8,52 @@ import numpy as np
 from dreamer.data import episodes as episodes_lib
 
 
+class ReplayStats:
+  """How much a cache loader holds in memory: episodes, time steps and bytes.
+
+  The loader runs inside a tf.data generator thread; the trainer reads these for its
+  progress lines. Each update replaces one tuple, so a reader never sees a half update.
+  """
+
+  def __init__(self):
+    self._value = (0, 0, 0)
+
+  def set(self, episodes, steps, nbytes):
+    self._value = (int(episodes), int(steps), int(nbytes))
+
+  def snapshot(self):
+    """(episodes, time steps, bytes), read together."""
+    return self._value
+
+
 def _read(path, reader):
   episode = episodes_lib.load_episode(path)
   return None if episode is None else reader(episode)
 
 
-def cache_loader(directory, every, rng, reader, max_size=0, window=None, recent=False):
+def _size(episode):
+  return len(episode['reward']), sum(value.nbytes for value in episode.values())
+
+
+def cache_loader(directory, every, rng, reader, max_size=0, window=None, recent=False,
+                 stats=None):
   """Keeps loaded episodes in memory and yields `every` of them per round, then rescans.
 
   Args:
     max_size: most episodes kept in memory (oldest dropped first); 0 keeps all.
     window: keep only the newest `window` files by name (the `window` loader).
     recent: draw half of each round from episodes that arrived since the last round.
+    stats: a ReplayStats that is told the cache's size after every rescan.
   """
   cache = collections.OrderedDict()
   seen = set()
+  steps = nbytes = 0
+
+  def drop(name):
+    nonlocal steps, nbytes
+    length, size = _size(cache.pop(name))
+    steps, nbytes = steps - length, nbytes - size
+
   while True:
     fresh = []
     for path in episodes_lib.list_episodes(directory):
@@ -33,12 +64,16 @@ def cache_loader(directory, every, rng, reader, max_size=0, window=None, recent=
       if episode is not None:
         cache[path.name] = episode
         fresh.append(path.name)
+        length, size = _size(episode)
+        steps, nbytes = steps + length, nbytes + size
     if window:
       for name in sorted(cache)[:-window]:
-        del cache[name]
+        drop(name)
     if max_size:
       while len(cache) > max_size:
-        cache.popitem(last=False)
+        drop(next(iter(cache)))
+    if stats is not None:
+      stats.set(len(cache), steps, nbytes)
     if not cache:
       time.sleep(0.5)  # Nothing written yet; wait for the collector.
       continue
@@ -92,13 +127,15 @@ def _random_like(value, rng):
   return rng.standard_normal(value.shape).astype(value.dtype)
 
 
-def make_loader(kind, directory, rng, reader, every=1000, window=400, max_size=0):
+def make_loader(kind, directory, rng, reader, every=1000, window=400, max_size=0, stats=None):
+  """An episode stream of the given kind; `stats` (a ReplayStats) follows what the cache
+  loaders keep in memory; 'reload' and 'dummy' keep nothing, so it stays at zero."""
   if kind == 'cache':
-    return cache_loader(directory, every, rng, reader, max_size)
+    return cache_loader(directory, every, rng, reader, max_size, stats=stats)
   if kind == 'recent':
-    return cache_loader(directory, every, rng, reader, max_size, recent=True)
+    return cache_loader(directory, every, rng, reader, max_size, recent=True, stats=stats)
   if kind == 'window':
-    return cache_loader(directory, every, rng, reader, max_size, window=window)
+    return cache_loader(directory, every, rng, reader, max_size, window=window, stats=stats)
   if kind == 'reload':
     return reload_loader(directory, rng, reader)
   if kind == 'dummy':

@@ -125,11 +125,12 @@ def prefetch_device(config):
   return None
 
 
-def datasets(config, run_dir, strategy=None):
+def datasets(config, run_dir, strategy=None, replay_stats=None):
   """Callables that return iterators of train and test batches.
 
   Under a strategy the iterators yield per-replica batches, one input pipeline per
-  worker (each replica draws its own B / replicas chunks).
+  worker (each replica draws its own B / replicas chunks). `replay_stats`, a
+  loaders.ReplayStats, follows what the train pipeline keeps in memory.
   """
   from dreamer.agents import distribute
   from dreamer.data import pipeline
@@ -150,7 +151,7 @@ def datasets(config, run_dir, strategy=None):
   def train():
     return make(run_dir / 'train_episodes', batch, config.seed, loader=config.loader,
                 every=config.loader_every, window=config.loader_window,
-                cache_size=config.loader_cache_size)
+                cache_size=config.loader_cache_size, stats=replay_stats)
 
   def test():
     return make(run_dir / 'test_episodes', batch, config.seed + 1, loader='cache',

@@ -49,6 +49,7 @@ def run(run_dir, params, log=print):
   import numpy as np
   import tensorflow as tf
   from dreamer.data import episodes
+  from dreamer.data import loaders
   from dreamer.scripts import build
   from dreamer.training import checkpoints
   from dreamer.training import logger as logger_lib
@@ -87,7 +88,8 @@ def run(run_dir, params, log=print):
     agent = build.agent(config, first.obs_space, first.act_space, strategy, log=log)
     count = sum(int(np.prod(v.shape)) for v in agent.trainable_variables)
     log(f'Graph contains {count} trainable variables.')
-    train_batches, test_batches = build.datasets(config, run_dir, strategy)
+    replay_stats = loaders.ReplayStats()
+    train_batches, test_batches = build.datasets(config, run_dir, strategy, replay_stats)
     trainer = loop.Trainer(
         agent=agent, logger=logger, run_dir=run_dir, train_batches=train_batches,
         test_batches=test_batches, train_collections=train_collections,
@@ -96,8 +98,8 @@ def run(run_dir, params, log=print):
         test_steps=config.test_steps, max_steps=config.max_steps,
         train_log_every=config.train_log_every, checkpoint_every=config.checkpoint_every,
         num_seed_episodes=config.num_seed_episodes, num_seed_steps=config.num_seed_steps,
-        seed=config.seed, save_videos=config.save_videos,
-        progress_every=config.progress_every, log=log)
+        seed=config.seed, video_format=video_format(config),
+        progress_every=config.progress_every, replay_stats=replay_stats, log=log)
     trainer.restore()
     trainer.seed()
     yield from trainer.run()
@@ -110,6 +112,13 @@ def run(run_dir, params, log=print):
     for batch in envs:
       batch.close()
     logger.close()
+
+
+def video_format(config):
+  """The file type of save_videos ('gif', 'mp4') or None; `true` means GIF."""
+  if not config.save_videos:
+    return None
+  return 'gif' if config.save_videos is True else config.save_videos
 
 
 def _stopped_message(error, run_dir):
@@ -160,10 +169,20 @@ def main(args):
   config = build_config(params)  # Fails on bad params before any work or directory.
   for task in config.tasks:
     registry.check_dependencies(task)
+  if video_format(config):
+    from dreamer.training import summaries
+    summaries.check_video_path(f'videos/episode.{video_format(config)}')
   logdir = pathlib.Path(os.path.expanduser(str(args.logdir)))
   return runs.run_experiments(
       logdir, lambda run_dir, info: run(run_dir, params), num_runs=args.num_runs,
-      resume_runs=args.resume_runs, ping_every=args.ping_every)
+      resume_runs=args.resume_runs, ping_every=args.ping_every, check_fn=check_stored_config)
+
+
+def check_stored_config(run_dir):
+  """Fails with one line, before the run is claimed, if its config.yaml does not read."""
+  path = pathlib.Path(run_dir) / 'config.yaml'
+  if path.exists():
+    config_lib.from_yaml(path.read_text(), path)
 
 
 def _bool(text):
@@ -202,7 +221,8 @@ def cli(argv=None):
             ImportError, PermissionError)
   try:
     from dreamer.scripts import build
-    errors += (build.BuildError,)
+    from dreamer.training import summaries
+    errors += (build.BuildError, summaries.VideoError)
     finished = main(args)
   except errors as e:
     print(f'error: {e}', file=sys.stderr)

@@ -15,6 +15,7 @@ from dreamer.data import episodes as episodes_lib
 from dreamer.training import checkpoints as checkpoints_lib
 from dreamer.training import collect as collect_lib
 from dreamer.training import logger as logger_lib
+from dreamer.training import memory
 from dreamer.training import summaries
 
 
@@ -48,14 +49,18 @@ class Trainer:
     train_batches, test_batches: callables returning iterators over batches.
     train_collections, test_collections: lists of collect.Collection.
     seed_collections: list of (name, BatchEnv, directory, mode, action_repeat) for seeding.
-    save_videos: also write each test phase's first episode to <run>/videos/ as a GIF.
+    video_format: 'gif' or 'mp4' to also write each test phase's first episode to
+      <run>/videos/ as such a file; None writes none.
     progress_every: seconds between progress lines of long phases (0: none).
+    replay_stats: a dreamer.data.loaders.ReplayStats of the train pipeline, or None; its
+      size goes with the process's memory into the console and TensorBoard (general/).
   """
 
   def __init__(self, *, agent, logger, run_dir, train_batches, test_batches,
                train_collections, test_collections, seed_collections, batch, train_steps,
                test_steps, max_steps, train_log_every, checkpoint_every, num_seed_episodes,
-               num_seed_steps, seed=0, save_videos=False, progress_every=10.0, log=print):
+               num_seed_steps, seed=0, video_format=None, progress_every=10.0, replay_stats=None,
+               log=print):
     self.agent = agent
     self.logger = logger
     self._dir = run_dir
@@ -73,7 +78,8 @@ class Trainer:
     self._num_seed = (num_seed_episodes, num_seed_steps)
     self._rng = np.random.default_rng(seed)
     self._log = log
-    self._save_videos = save_videos
+    self._video_format = video_format
+    self._replay_stats = replay_stats
     self._progress_every = progress_every
     self._video = None  # (collection name, frames) of the current test phase's first episode.
     self._video_written = None
@@ -278,7 +284,8 @@ class Trainer:
     return logger_lib.Progress(label, total, unit, self._progress_every, self._log, start=start)
 
   def _write_video(self):
-    """The first test episode of a test phase as a GIF (env frames stay put in a phase)."""
+    """The first test episode of a test phase: a GIF in TensorBoard, and a file with
+    video_format (env frames stay put in a phase)."""
     if self._video is None:
       return
     name, frames = self._video
@@ -287,8 +294,9 @@ class Trainer:
       return
     self._video_written = self.frames
     self.logger.gif('test', self.frames, 'test/video', frames)
-    if self._save_videos:
-      summaries.write_video(self._dir / 'videos' / f'{name}-{self.frames:010d}.gif', frames)
+    if self._video_format:
+      summaries.write_video(
+          self._dir / 'videos' / f'{name}-{self.frames:010d}.{self._video_format}', frames)
 
   def _dataset_sizes(self):
     sizes = {}
@@ -307,6 +315,15 @@ class Trainer:
     return {'general/updates_per_second': updates / elapsed,
             'general/fps': (frames - last_frames) / elapsed}
 
+  def _memory(self):
+    """general/ scalars: this process's resident memory and what the replay holds."""
+    values = {'general/memory_gb': memory.resident_bytes() / 1e9}
+    if self._replay_stats is not None:
+      episodes, steps, nbytes = self._replay_stats.snapshot()
+      values.update({'general/replay_episodes': episodes, 'general/replay_frames': steps,
+                     'general/replay_mb': nbytes / 1e6})
+    return values
+
   def _mean_metrics(self):
     pending = self._pending.pop('metrics', [])
     if not pending:
@@ -324,6 +341,11 @@ class Trainer:
         ('value', 'objectives/value')) if key in recent]
     returns = self._pending.get('train', [])
     tail = f' | train return {returns[-1]:.1f}' if returns else ''
+    usage = self._memory()
+    tail += f" | memory {usage['general/memory_gb']:.2f} GB"
+    if 'general/replay_episodes' in usage:
+      tail += (f", replay {usage['general/replay_episodes']} episodes, "
+               f"{usage['general/replay_frames']} frames, {usage['general/replay_mb']:.1f} MB")
     self._log(f'[{self.frames} frames] update {int(self.agent.updates.numpy())}: '
               + ', '.join(parts) + tail)
 
@@ -332,6 +354,7 @@ class Trainer:
     values = _tags(self._mean_metrics())
     values.update(self._rates())
     values.update(self._dataset_sizes())
+    values.update(self._memory())
     values['general/env_frames'] = self.frames
     values['general/updates'] = int(self.agent.updates.numpy())
     self.logger.scalars('train', self.frames, values, global_step=self.global_step.numpy(),

@@ -21,7 +21,7 @@ class _Conflict(Exception):
 
 
 def run_experiments(logdir, process_fn, num_runs=1, resume_runs=True, ping_every=0,
-                    start_fn=None, resume_fn=None, worker_name=None, log=print):
+                    start_fn=None, resume_fn=None, worker_name=None, log=print, check_fn=None):
   """Visits run dirs <logdir>/00001 ... and runs process_fn on each one this worker may claim.
 
   process_fn(run_dir, info) returns an iterable of scores (normally a generator); it is iterated
@@ -29,6 +29,10 @@ def run_experiments(logdir, process_fn, num_runs=1, resume_runs=True, ping_every
   start_fn(run_dir) for a new run or resume_fn(run_dir) for a resumed one (None without hooks).
   num_runs: N > 0 visits 1..N in random order (twice if ping_every > 0); 0 or None is unbounded.
   ping_every: heartbeat interval in seconds; a PING older than 2 * ping_every is stale.
+
+  check_fn(run_dir), if given, runs before this worker claims a run it would start or resume;
+  an exception from it propagates with nothing of the run written (no PING, FAIL or DONE), so
+  that input the user can fix, such as a damaged config.yaml, leaves the run as it was.
 
   Returns the list of run directories this call finished (wrote DONE for without a failure).
   An Exception from a hook or process_fn writes FAIL and DONE and is re-raised. Any other
@@ -49,6 +53,8 @@ def run_experiments(logdir, process_fn, num_runs=1, resume_runs=True, ping_every
       mode = run.decide(resume_runs)
       if mode is None:
         continue
+      if check_fn:
+        check_fn(run.dir)
       run.claim()
     except _Conflict:
       run.log('Leave to other worker.')

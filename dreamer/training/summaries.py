@@ -1,6 +1,7 @@
 """Pictures of what the agent learned: open-loop prediction GIFs, image strips, videos.
 
-The grids are plain numpy; GIFs are encoded with imageio (Pillow), so no ffmpeg is needed.
+The grids are plain numpy; GIFs are encoded with imageio (Pillow), MP4 files with the ffmpeg
+binary that the imageio-ffmpeg wheel ships.
 """
 
 import pathlib
@@ -80,15 +81,36 @@ def write_video(path, frames, fps=GIF_FPS):
   suffix = path.suffix.lower()
   check_video_path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f'.{path.name}.tmp')
-  if suffix == '.gif':
-    tmp.write_bytes(encode_gif(frames, fps))
-  else:
-    frames = to_uint8(frames)
-    if frames.shape[-1] == 1:
-      frames = np.repeat(frames, 3, -1)
-    iio.imwrite(tmp, frames, extension=suffix, fps=fps)
-  tmp.replace(path)
+  # ffmpeg picks its container by the extension, so the temporary name keeps it.
+  tmp = path.with_name(f'.{path.stem}.tmp{suffix}')
+  try:
+    if suffix == '.gif':
+      tmp.write_bytes(encode_gif(frames, fps))
+    else:
+      encode_mp4(tmp, frames, fps)
+    tmp.replace(path)
+  finally:
+    tmp.unlink(missing_ok=True)
+
+
+def encode_mp4(path, frames, fps=GIF_FPS):
+  """Writes [T, H, W, C] uint8 frames as H.264 in yuv420p, which every player decodes.
+
+  yuv420p needs even sides: an odd height or width gets one more black row or column
+  (ffmpeg would otherwise rescale every frame).
+  """
+  frames = to_uint8(frames)
+  if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+    raise ValueError(f'video frames must be [T, H, W, 1 or 3], got {frames.shape}')
+  if frames.shape[-1] == 1:
+    frames = np.repeat(frames, 3, -1)
+  _, height, width, _ = frames.shape
+  frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)))
+  iio.imwrite(path, frames, plugin='FFMPEG', fps=fps, codec='libx264',
+              pixelformat='yuv420p', macro_block_size=2, ffmpeg_log_level='error')
+  if not path.exists() or not path.stat().st_size:
+    # The writer reports ffmpeg failures on stderr only.
+    raise VideoError(f'ffmpeg wrote no video to {path}')
 
 
 def check_video_path(path):

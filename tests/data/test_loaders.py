@@ -127,3 +127,45 @@ def test_batches_never_hold_an_episode_with_nan_or_inf(tmp_path, caplog, key, va
       assert np.isfinite(np.asarray(array, np.float32)).all(), name
   warnings = [r.getMessage() for r in caplog.records if path.name in r.getMessage()]
   assert len(warnings) == 1 and f'{key} holds NaN or inf' in warnings[0], caplog.text
+
+
+@pytest.mark.parametrize('kind, max_size, window, kept', [
+    ('cache', 0, None, [10, 13, 25]),
+    ('cache', 2, None, [13, 25]),  # The oldest goes first.
+    ('window', 0, 2, [13, 25]),
+    ('recent', 0, None, [10, 13, 25]),
+])
+def test_replay_stats_follow_what_the_cache_holds(tmp_path, kind, max_size, window, kept):
+
+  def write_in_order(length, marker):
+    # File names start with the second they were written in: make their order certain.
+    path = write(tmp_path, length, marker)
+    path.rename(path.with_name(f'20260101T00000{marker}' + path.name[len('20260101T000000'):]))
+
+  for marker, length in enumerate([10, 13, 25]):
+    write_in_order(length, marker)
+  stats = loaders.ReplayStats()
+  assert stats.snapshot() == (0, 0, 0)
+  rng = np.random.default_rng(3)
+  stream = loaders.make_loader(kind, tmp_path, rng, reader, every=2, window=window,
+                               max_size=max_size, stats=stats)
+  next(stream)
+  # Every step of these episodes holds the same arrays: bytes grow with the steps.
+  some = reader(episodes.load_episode(episodes.list_episodes(tmp_path)[0]))
+  step_bytes = sum(v.nbytes for v in some.values()) // len(some['reward'])
+  assert stats.snapshot() == (len(kept), sum(kept), sum(kept) * step_bytes)
+  write_in_order(30, 3)  # Seen at the next rescan, after this round's 2 episodes.
+  for _ in range(2):
+    next(stream)
+  episodes_, steps, nbytes = stats.snapshot()
+  limit = max_size or window
+  expected = (kept + [30])[-limit:] if limit else kept + [30]
+  assert (episodes_, steps) == (len(expected), sum(expected))
+  assert nbytes == sum(expected) * step_bytes
+
+
+def test_reload_keeps_nothing_in_memory(tmp_path):
+  write(tmp_path, 10, 0)
+  stats = loaders.ReplayStats()
+  next(loaders.make_loader('reload', tmp_path, np.random.default_rng(0), reader, stats=stats))
+  assert stats.snapshot() == (0, 0, 0)

@@ -49,3 +49,40 @@ def test_env_sweep_covers_every_isolation_and_count_without_tensorflow():
   assert {(r['isolation'], r['envs']) for r in lines} == {
       (i, n) for i in ('none', 'thread', 'process') for n in (1, 2, 4)}
   assert all(r['metric'] == 'env_steps_per_second' and r['value'] > 0 for r in lines)
+
+
+def test_resize_sweep_times_both_resizers_on_atari_frames():
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+  code = ('import sys, runpy; sys.argv = ["benchmark.py", "--resize_sweep", "atari_pong", '
+          '"--resize_frames", "3"]\ntry:\n  runpy.run_path("scripts/benchmark.py", '
+          'run_name="__main__")\nfinally:\n  assert "tensorflow" not in sys.modules')
+  process = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                           env=env, timeout=300, cwd=ROOT)
+  try:
+    import skimage  # noqa: F401  Not in the pinned stack: without it the sweep says so.
+  except ImportError:
+    assert process.returncode == 2, process.stderr[-3000:]
+    assert process.stderr.strip().splitlines()[-1].startswith(
+        'error: --resize_sweep needs scikit-image')
+    return
+  assert process.returncode == 0, process.stderr[-3000:]
+  records = [json.loads(line) for line in process.stdout.splitlines()]
+  times = {r['method']: r for r in records if r['metric'] == 'resize_ms_per_frame'}
+  assert set(times) == {'opencv_inter_area', 'skimage_anti_aliasing'}
+  assert all(r['value'] > 0 and r['unit'] == 'ms' for r in times.values())
+  difference = {r['metric']: r['value'] for r in records if r['metric'] != 'resize_ms_per_frame'}
+  assert set(difference) == {'resize_mean_abs_difference', 'resize_max_abs_difference'}
+  assert 0 <= difference['resize_mean_abs_difference'] <= difference['resize_max_abs_difference']
+  for record in records:
+    assert record['source'] == [210, 160, 3] and record['target'] == [64, 64, 3]
+    assert record['frames'] == 3 and isinstance(record['cpu_flags'], list)
+
+
+def test_resize_sweep_refuses_a_task_that_is_not_atari():
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+  process = subprocess.run(
+      [sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), '--resize_sweep', 'dummy'],
+      capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+  assert process.returncode == 2
+  assert process.stderr.strip().splitlines() == [
+      'error: --resize_sweep needs an Atari task such as atari_pong, not dummy']

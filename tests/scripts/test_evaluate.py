@@ -8,8 +8,8 @@ import types
 
 import imageio.v3 as iio
 import pytest
-import yaml
 
+from dreamer import config as config_lib
 from dreamer.scripts import evaluate
 from dreamer.scripts import train
 from tests.scripts import test_train
@@ -46,11 +46,14 @@ def test_evaluate_prints_returns_and_writes_a_video(run_dir, tmp_path):
   assert iio.imread(video, index=None).shape == (42, 64, 64, 3)  # 2 episodes of 21 frames.
 
 
-def test_evaluate_in_process_with_explicit_checkpoint(run_dir):
+def test_evaluate_in_process_with_explicit_checkpoint_and_an_mp4(run_dir, tmp_path):
   lines = []
-  returns = evaluate.evaluate(run_dir, episodes=1, step=20, log=lines.append)
+  video = tmp_path / 'eval.mp4'
+  returns = evaluate.evaluate(run_dir, episodes=1, video=video, step=20, log=lines.append)
   assert len(returns) == 1 and 0 < returns[0] < 1000  # 1000 rewards uniform in [0, 1).
   assert lines[1] == f'Episode 1: return {returns[0]:.2f}, length 20'
+  assert lines[-1] == f'Wrote {video} (21 frames).'
+  assert iio.imread(video, plugin='FFMPEG', index=None).shape == (21, 64, 64, 3)
 
 
 def test_errors_are_one_line(run_dir, tmp_path):
@@ -78,8 +81,7 @@ def test_errors_are_one_line(run_dir, tmp_path):
 def test_checkpoint_that_does_not_fit_the_config(run_dir, tmp_path):
   other = tmp_path / 'other'
   shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns('*_episodes', 'train', 'test'))
-  config = yaml.safe_load((other / 'config.yaml').read_text())
-  config['model_size'] = 12
-  (other / 'config.yaml').write_text(yaml.safe_dump(config))
+  config = dict(config_lib.from_yaml((other / 'config.yaml').read_text()), model_size=12)
+  (other / 'config.yaml').write_text(config_lib.to_yaml(config))
   with pytest.raises(evaluate.EvaluateError, match="does not fit the run's config.yaml"):
     evaluate.evaluate(other, log=lambda line: None)

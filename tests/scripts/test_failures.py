@@ -1,8 +1,11 @@
 """Experiments that survive: divergence, dying environments, kill -9 and malformed input."""
 
+import datetime
 import functools
+import json
 import multiprocessing
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -13,8 +16,8 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 
+from dreamer import config as config_lib
 from dreamer.data import episodes
 from dreamer.envs import dummy
 from dreamer.scripts import build
@@ -141,9 +144,8 @@ def test_resume_falls_back_from_a_truncated_checkpoint(tmp_path, capsys):
   index = run_dir / 'model.ckpt-40.index'
   index.write_bytes(index.read_bytes()[:20])
   (run_dir / 'DONE').unlink()
-  config = yaml.safe_load((run_dir / 'config.yaml').read_text())
-  config['max_steps'] = 60
-  (run_dir / 'config.yaml').write_text(yaml.safe_dump(config))
+  config = dict(config_lib.from_yaml((run_dir / 'config.yaml').read_text()), max_steps=60)
+  (run_dir / 'config.yaml').write_text(config_lib.to_yaml(config))
   capsys.readouterr()
   run(tmp_path, params)
   out = capsys.readouterr().out
@@ -158,7 +160,7 @@ def test_resume_falls_back_from_a_truncated_checkpoint(tmp_path, capsys):
 
 def cli_command(logdir, params):
   return [sys.executable, '-m', 'dreamer.scripts.train', '--logdir', str(logdir),
-          '--params', yaml.safe_dump(params, default_flow_style=True).strip()]
+          '--params', json.dumps(params)]  # JSON is a YAML 1.2 flow mapping.
 
 
 def cli_env():
@@ -245,6 +247,7 @@ def full(file, *args, **kwargs):
 np.savez_compressed = full
 '''
 NAN_BATCH = '''
+from dreamer import config as config_lib
 from dreamer.data import episodes
 real = episodes.process_episode
 def process(episode, **kwargs):
@@ -310,7 +313,7 @@ def row(name, params='{defaults: [dreamer, debug], tasks: [dummy]}', message='',
   return pytest.param(params, flags, logdir, prelude, message, code, check, id=name)
 
 
-SMOKE_YAML = yaml.safe_dump(SMOKE, default_flow_style=True).strip()
+SMOKE_YAML = json.dumps(SMOKE)
 
 
 @pytest.mark.timeout(300)
@@ -362,3 +365,41 @@ def test_malformed_input_fails_with_one_line(tmp_path, params, flags, logdir, pr
     check(tmp_path)
   if code == 2:
     assert not (tmp_path / 'logs').exists()  # Bad input fails before any work.
+
+
+def snapshot(directory):
+  """Every file below `directory` with its bytes and modification time."""
+  return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+          for p in sorted(directory.rglob('*')) if p.is_file()}
+
+
+@pytest.mark.timeout(120)
+def test_resume_with_a_config_yaml_edited_into_invalid_yaml(tmp_path):
+  """One line naming the file and the line; the run is not claimed, failed or changed."""
+  logdir = tmp_path / 'logs'
+  run_dir = logdir / '00001'
+  train.build_config(SMOKE, run_dir)  # Writes config.yaml as a run's start does.
+  path = run_dir / 'config.yaml'
+  lines = path.read_text().splitlines()
+  number = next(i for i, line in enumerate(lines) if line.startswith('model_size:'))
+  lines[number] = 'model_size: [10'  # A bracket opened by mistake, noticed a line later.
+  path.write_text('\n'.join(lines) + '\n')
+  # A worker killed earlier left its PING and an episode: the run would be resumed.
+  stamp = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+  (run_dir / 'PING').write_bytes(pickle.dumps(('dead-worker', stamp)))
+  episodes.save_episode(run_dir / 'train_episodes', {
+      'image': np.zeros((3, 64, 64, 3), np.uint8), 'action': np.zeros((3, 5), np.float32),
+      'reward': np.zeros(3, np.float32)})
+  before = snapshot(run_dir)
+  result = subprocess.run(cli_command(logdir, SMOKE), capture_output=True, text=True,
+                          env=cli_env(), timeout=100)
+  lines = [line for line in result.stderr.strip().splitlines() if not TF_NOISE.match(line)]
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  assert len(lines) == 1, lines
+  assert lines[0].startswith(f'error: {path} is not valid YAML: ')
+  assert f'at line {number + 2}, column ' in lines[0]  # 1-based, the line after the bracket.
+  assert f'from line {number + 1}, column ' in lines[0]
+  assert 'Resume' not in result.stdout
+  assert snapshot(run_dir) == before
+  assert sorted(p.name for p in logdir.iterdir()) == ['00001']

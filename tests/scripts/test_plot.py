@@ -9,8 +9,8 @@ import types
 
 import numpy as np
 import pytest
-import yaml
 
+from dreamer import config as config_lib
 from dreamer.scripts import train
 from tests.scripts.test_train import SMOKE
 
@@ -35,7 +35,7 @@ def cli(*args):
 def fake_run(run_dir, task, points):
   """A run directory with a config.yaml and test returns at the given (frames, return)."""
   run_dir.mkdir(parents=True)
-  (run_dir / 'config.yaml').write_text(yaml.safe_dump({'tasks': [task]}))
+  (run_dir / 'config.yaml').write_text(config_lib.to_yaml({'tasks': [task]}))
   with open(run_dir / 'metrics.jsonl', 'w') as f:
     for frames, value in points:
       f.write(json.dumps({'env_frames': frames, 'phase': 'test', 'test/return': value}) + '\n')

@@ -7,8 +7,8 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 
+from dreamer import config as config_lib
 from dreamer.data import episodes
 from dreamer.scripts import train
 
@@ -61,7 +61,7 @@ def test_dreamer_debug(tmp_path):
   assert [os.path.basename(d) for d in done] == ['00001']
   tags = check_run(tmp_path / '00001')
   assert {'actor/loss', 'actor/grad_norm', 'value/loss', 'value/grad_norm'} <= tags
-  config = yaml.safe_load((tmp_path / '00001' / 'config.yaml').read_text())
+  config = config_lib.from_yaml((tmp_path / '00001' / 'config.yaml').read_text())
   assert config['model_size'] == 10 and config['max_steps'] == 40
   line = train.summary(tmp_path / '00001')
   assert line.startswith('00001: test return random play ') and ' at 2000 env frames (' in line
@@ -117,9 +117,8 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
   train_before = len(episodes.list_episodes(run_dir / 'train_episodes'))
   # Extend the finished run: drop DONE and raise max_steps in its stored config.
   (run_dir / 'DONE').unlink()
-  config = yaml.safe_load((run_dir / 'config.yaml').read_text())
-  config['max_steps'] = 80
-  (run_dir / 'config.yaml').write_text(yaml.safe_dump(config))
+  config = dict(config_lib.from_yaml((run_dir / 'config.yaml').read_text()), max_steps=80)
+  (run_dir / 'config.yaml').write_text(config_lib.to_yaml(config))
   run(tmp_path, SMOKE)
   assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-80')
   log = [json.loads(l) for l in open(run_dir / 'metrics.jsonl')]
@@ -166,7 +165,7 @@ def test_dreamer_distribute_mirrored(tmp_path):
   assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
   assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-20')
   (run_dir / 'DONE').unlink()
-  config = yaml.safe_load((run_dir / 'config.yaml').read_text())
-  (run_dir / 'config.yaml').write_text(yaml.safe_dump(dict(config, max_steps=40)))
+  config = config_lib.from_yaml((run_dir / 'config.yaml').read_text())
+  (run_dir / 'config.yaml').write_text(config_lib.to_yaml(dict(config, max_steps=40)))
   run(tmp_path, params)
   assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-40')

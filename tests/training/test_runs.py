@@ -382,3 +382,29 @@ def test_logdir_that_is_not_writable_is_rejected(tmp_path, monkeypatch):
   assert str(info.value) == "Log directory '%s' (its ancestor '%s') is not writable." % (
       logdir, tmp_path)
   assert not logdir.exists()
+
+
+def test_a_failing_check_leaves_the_run_unclaimed_and_unmarked(tmp_path):
+  logdir = str(tmp_path)
+  run_dir = os.path.join(logdir, '00001')
+  _write_ping(run_dir, 'dead', age=3600)  # A killed worker's run: it would be resumed.
+  ping = open(os.path.join(run_dir, 'PING'), 'rb').read()
+  checked = []
+
+  def check_fn(path):
+    checked.append(path)
+    raise ValueError('config.yaml is damaged')
+
+  def process_fn(path, info):
+    raise AssertionError('must not run')
+
+  with pytest.raises(ValueError, match='damaged'):
+    runs.run_experiments(logdir, process_fn, num_runs=1, check_fn=check_fn, log=lambda m: None)
+  assert checked == [run_dir]
+  assert sorted(os.listdir(run_dir)) == ['PING']
+  assert open(os.path.join(run_dir, 'PING'), 'rb').read() == ping
+  # A run that would be skipped is not checked.
+  _write(run_dir, 'DONE', '\n')
+  assert runs.run_experiments(logdir, process_fn, num_runs=1, check_fn=check_fn,
+                              log=lambda m: None) == []
+  assert checked == [run_dir]

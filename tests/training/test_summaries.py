@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import types
 
 import imageio.v3 as iio
@@ -70,6 +71,36 @@ def test_write_video_picks_format_by_extension(tmp_path):
   assert iio.imread(tmp_path / 'sub' / 'clip.gif', index=None).shape == (5, 16, 16, 3)
   with pytest.raises(summaries.VideoError, match='.gif or .mp4'):
     summaries.write_video(tmp_path / 'clip.avi', frames)
+  assert sorted(p.name for p in tmp_path.rglob('*') if p.is_file()) == ['clip.gif']
+
+
+def flat_frames(count, height, width, channels=3):
+  """Frames of one flat colour each, different per frame: what a lossy codec keeps."""
+  levels = np.linspace(30, 220, count).astype(np.uint8)
+  frames = np.broadcast_to(levels[:, None, None, None], (count, height, width, channels))
+  if channels == 3:
+    frames = frames * np.array([1.0, 0.5, 0.25])
+  return frames.astype(np.uint8)
+
+
+@pytest.mark.parametrize('shape, decoded', [
+    ((12, 64, 64, 3), (12, 64, 64, 3)),
+    ((7, 64, 64, 1), (7, 64, 64, 3)),  # Grey frames become RGB.
+    ((5, 63, 45, 3), (5, 64, 46, 3)),  # yuv420p needs even sides: one black row and column.
+])
+def test_mp4_decodes_to_every_frame_at_its_size(tmp_path, shape, decoded):
+  frames = flat_frames(*shape)
+  path = tmp_path / 'videos' / 'clip.mp4'
+  summaries.write_video(path, frames)
+  assert sorted(p.name for p in path.parent.iterdir()) == ['clip.mp4']  # No temporary left.
+  assert path.read_bytes()[4:8] == b'ftyp'  # An MP4 (ISO media) file.
+  video = iio.imread(path, plugin='FFMPEG', index=None)
+  assert video.shape == decoded
+  # Lossy, but each frame keeps its colour and the frames their order.
+  height, width = shape[1:3]
+  expected = frames if shape[-1] == 3 else np.repeat(frames, 3, -1)
+  error = np.abs(video[:, :height, :width].astype(int) - expected).mean(axis=(1, 2, 3))
+  assert error.max() < 8, error
 
 
 def test_logger_gif_is_an_image_summary_tensorboard_plays(tmp_path):
@@ -163,3 +194,10 @@ def test_debug_run_writes_gifs_videos_metrics_and_progress(tmp_path, capsys):
   out = capsys.readouterr().out
   assert 'Epoch 1 train phase: 1/2 iterations' in out
   assert 'Collect test_main_dummy: ' in out
+  # The periodic line shows this process's memory and what the replay holds.
+  usage = re.findall(r'^\[\d+ frames\] update \d+: .* \| memory (\d+\.\d\d) GB, replay (\d+) '
+                     r'episodes, (\d+) frames, (\d+\.\d) MB$', out, re.M)
+  assert usage, out[-3000:]
+  for gigabytes, count, steps, megabytes in usage:
+    assert float(gigabytes) > 0.1 and int(count) >= 1 and float(megabytes) > 0
+    assert int(steps) == 21 * int(count)  # Dummy episodes: 20 steps and the first frame.
