@@ -2,7 +2,7 @@
 
     python scripts/learning_study.py toy --seeds 0 1 2 --logdir /tmp/study/toy
     python scripts/learning_study.py toy --seeds 0 1 2 --params '{optimizer_epsilon: 1e-4}'
-    python scripts/learning_study.py cartpole --seeds 0 1 2 --cut   # imagination gradient cut
+    python scripts/learning_study.py cheetah --seeds 0 1 2 --cut   # imagination gradient cut
 
 The configs are the learning tests' own (tests/agents/test_learning.py), with `--params`
 on top. After every evaluation, one JSON line per run goes to <logdir>/<seed>/study.jsonl:
@@ -32,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('config', choices=['toy', 'cartpole'])
+  parser.add_argument('config', choices=['toy', 'cheetah'])
   parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
   parser.add_argument('--params', default='{}', help='YAML overrides on top of the config')
   parser.add_argument('--logdir', default=None, help='default: a fresh temporary directory')

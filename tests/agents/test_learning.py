@@ -34,14 +34,8 @@ TOY = {
     'max_steps': 3136, 'isolate_envs': 'none'}
 TOY_THRESHOLD = 12.0
 
-# cartpole_balance from its state vectors (no rendering), CPU-sized: 100 updates per
-# collected 1000-frame episode as in the paper, an evaluation every 2 episodes.
-CARTPOLE = {
-    'defaults': ['dreamer', 'cpu', 'proprio'], 'tasks': ['cartpole_balance'], 'seed': 0,
-    'batch_shape': [16, 25], 'imagination_horizon': 10, 'num_units': 100,
-    'num_seed_episodes': 2, 'num_seed_steps': 1000, 'collect_every': 1600,
-    'train_steps': 3200, 'test_steps': 16, 'train_log_every': 3200,
-    'checkpoint_every': 160, 'max_steps': 16080}
+# cheetah_run from its state vectors, CPU-sized (configs/quickstart.yaml, as `make train`).
+CHEETAH = {'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart'], 'seed': 0}
 
 
 def cut_imagination_gradient(monkeypatch):

@@ -126,7 +126,7 @@ def test_no_kills(tmp_path):
   basedir = str(tmp_path)
   errors = _workers(
       20, 'worker', lambda: _process_fn, logdir=basedir, start_fn=_start_fn,
-      resume_fn=_resume_fn, num_runs=100, ping_every=0.1)
+      resume_fn=_resume_fn, num_runs=100, ping_every=0.5)
   assert errors == []
   assert _count(basedir, 'DONE') == 100
   assert _count(basedir, 'PING') == 100
@@ -143,7 +143,7 @@ def test_dying_workers(tmp_path):
   # Dying workers do not resume each other's runs, so each leaves exactly one run half done.
   errors = _workers(
       20, 'dying', lambda: _dying_process_fn(15), logdir=basedir, start_fn=_start_fn,
-      resume_fn=_resume_fn, num_runs=100, ping_every=0.1, resume_runs=False)
+      resume_fn=_resume_fn, num_runs=100, ping_every=0.5, resume_runs=False)
   assert errors == []
   unfinished = {
       run_dir: _load_numbers(run_dir)
@@ -157,7 +157,7 @@ def test_dying_workers(tmp_path):
 
   errors = _workers(
       20, 'fresh', lambda: _process_fn, logdir=basedir, start_fn=_start_fn,
-      resume_fn=_resume_fn, num_runs=100, ping_every=0.1)
+      resume_fn=_resume_fn, num_runs=100, ping_every=0.5)
   assert errors == []
   assert _count(basedir, 'DONE') == 100
   assert _count(basedir, 'PING') == 100
@@ -289,9 +289,10 @@ def test_takeover_of_stale_run_stops_first_worker_without_done(tmp_path):
     finally:
       cleaned_up.append(True)
 
-  # The first worker's heartbeat is slow (every 0.5 s), the second's stale threshold short (0.1 s).
+  # The first worker's heartbeat is slow (every 2 s, so that it does not refresh the stale
+  # PING below before the second worker reads it), the second's stale threshold short.
   first = threading.Thread(target=lambda: first_result.append(runs.run_experiments(
-      basedir, slow_process_fn, ping_every=0.5, worker_name='first', log=first_log)))
+      basedir, slow_process_fn, ping_every=2.0, worker_name='first', log=first_log)))
   first.start()
   assert running.wait(10)
   # Pretend the first worker stalled: its last heartbeat is long ago.
@@ -332,8 +333,8 @@ def test_live_run_of_other_worker_is_left_alone(tmp_path):
   thread = threading.Thread(target=heartbeat)
   thread.start()
   calls = []
-  try:
-    assert runs.run_experiments(str(tmp_path), _finish_fn(calls), ping_every=0.05) == []
+  try:  # Stale after 1 s without a heartbeat: far beyond a busy machine's thread stalls.
+    assert runs.run_experiments(str(tmp_path), _finish_fn(calls), ping_every=0.5) == []
   finally:
     stop.set()
     thread.join()
@@ -341,25 +342,26 @@ def test_live_run_of_other_worker_is_left_alone(tmp_path):
 
 
 @pytest.mark.parametrize('truncate', [True, False])
-def test_truncated_ping_is_stale(tmp_path, truncate):
-  # A fresh, valid ping only turns stale for the second pass (after 2 * 0.3 s); a truncated one
-  # is resumed on the first.
+def test_truncated_ping_is_stale(tmp_path, monkeypatch, truncate):
+  # A fresh, valid ping only turns stale for the second pass (after sleeping 2 * 0.3 s); a
+  # truncated one is resumed on the first. The order of events shows which, whatever the
+  # machine's speed.
   run_dir = os.path.join(str(tmp_path), '00001')
   _write_ping(run_dir, 'other', truncate=truncate)
-  begin = time.time()
-  resumed_after = []
+  events = []
+  real_sleep = time.sleep
 
-  def resume_fn(run_dir):
-    resumed_after.append(time.time() - begin)
+  def sleep(seconds):
+    if seconds == pytest.approx(0.6):
+      events.append('second pass')
+    real_sleep(seconds)
 
+  monkeypatch.setattr(runs.time, 'sleep', sleep)
   finished = runs.run_experiments(
-      str(tmp_path), _finish_fn([]), ping_every=0.3, resume_fn=resume_fn, log=lambda m: None)
+      str(tmp_path), _finish_fn([]), ping_every=0.3, resume_fn=lambda d: events.append('resume'),
+      log=lambda m: None)
   assert finished == [run_dir]
-  assert len(resumed_after) == 1
-  if truncate:
-    assert resumed_after[0] < 0.6
-  else:
-    assert resumed_after[0] >= 0.9
+  assert events == (['resume', 'second pass'] if truncate else ['second pass', 'resume'])
 
 
 def test_logdir_that_is_a_file_is_rejected(tmp_path):
