@@ -3,7 +3,6 @@
 import functools
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -71,6 +70,8 @@ def test_action_outside_space_is_rejected():
 
 @pytest.mark.timeout(60)
 def test_killed_worker_raises_instead_of_hanging():
+  # The worker's answer timeout is 600 s: raising within the test's 60 s means the dead
+  # process was noticed, not waited out.
   constructor = functools.partial(worker_envs.probe, 'dummy', render_size=8)
   envs = parallel.BatchEnv([constructor], ['dummy'], 'process')
   try:
@@ -78,10 +79,8 @@ def test_killed_worker_raises_instead_of_hanging():
     pid = envs.workers[0].call('pid')()
     assert pid != os.getpid()
     os.kill(pid, signal.SIGKILL)
-    start = time.time()
     with pytest.raises(parallel.EnvError, match="worker for 'dummy' died"):
       envs.step([np.zeros(5, np.float32)])
-    assert time.time() - start < 5
   finally:
     envs.close()
 
