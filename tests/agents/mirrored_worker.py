@@ -1,7 +1,8 @@
 """Runs in its own process (the CPU must be split before TensorFlow starts): one update
-on two logical CPUs under MirroredStrategy next to the same update on one device.
+on two logical CPUs under MirroredStrategy, with and without `jit`, next to the same
+update on one device.
 
-Prints one JSON object with both updates' metrics, the largest difference of the updated
+Prints one JSON object with the updates' metrics, the largest difference of the updated
 variables, and the shapes of a distributed input batch. The train step's randomness
 (dequantisation noise, latent and action samples) is switched off so that splitting the
 batch cannot change any number.
@@ -73,22 +74,35 @@ def main():
   single = build.agent(config, OBS, act)
   strategy = distribute.make_strategy('mirrored', ['/cpu:0', '/cpu:1'])
   mirrored = build.agent(config, OBS, act, strategy)
-  for source, target in zip(single.variables, mirrored.variables):
+  jitted = build.agent(config_lib.build_config(dict(PARAMS, jit=True)), OBS, act, strategy)
+  for source, target, compiled in zip(single.variables, mirrored.variables, jitted.variables):
     target.assign(source)
+    compiled.assign(source)
   data = make_batch(single.action_size)
   one = single.train(data)
   two = mirrored.train(distribute.split_batch(strategy, data))
+  three = jitted.train(distribute.split_batch(strategy, data))
   diff = max(float(np.max(np.abs(a.numpy() - b.numpy())))
              for a, b in zip(single.variables, mirrored.variables))
+  jit_diff = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+                 for a, b in zip(single.variables, jitted.variables))
   replicas_equal = all(
       all(np.array_equal(x.numpy(), v.values[0].numpy()) for x in v.values)
       for v in mirrored.trainable_variables)
   action, _ = mirrored.policy({'image': np.zeros((2, 64, 64, 3), np.uint8)}, None,
                               np.ones(2, bool), [0.0, 0.0])
+  jit_action, _ = jitted.policy({'image': np.zeros((2, 64, 64, 3), np.uint8)}, None,
+                                np.ones(2, bool), [0.0, 0.0])
   print(json.dumps({
       'replicas': strategy.num_replicas_in_sync,
       'single': {k: float(v) for k, v in one.items()},
       'mirrored': {k: float(v) for k, v in two.items()},
+      'jit': {k: float(v) for k, v in three.items()},
+      # XLA compiles each replica's losses and gradients, traced once per replica.
+      'jit_compiled': jitted._gradients._jit_compile is True,
+      'jit_traces': int(jitted._gradients.experimental_get_tracing_count()),
+      'jit_max_variable_difference': jit_diff,
+      'jit_policy_action_shape': list(jit_action.shape),
       'updates': int(mirrored.updates.numpy()),
       'max_variable_difference': diff, 'replicas_equal': replicas_equal,
       'policy_action_shape': list(action.shape),
