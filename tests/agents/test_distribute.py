@@ -74,6 +74,7 @@ def test_config_choices_and_refusals():
   assert config.distribute is None and build.strategy(config) is None
   with pytest.raises(config_lib.ConfigError, match='distribute must be one of mirrored'):
     config_lib.build_config(dict(params, distribute='tpu'))
-  config = config_lib.build_config(dict(params, distribute='mirrored', jit=True))
-  with pytest.raises(build.BuildError, match='jit: True does not work with distribute'):
+  config = config_lib.build_config(dict(params, distribute='multi_worker', jit=True))
+  with pytest.raises(build.BuildError, match='jit: True is not supported with distribute: '
+                     'multi_worker'):
     build.strategy(config)
