@@ -47,7 +47,7 @@ _CHOICES = {
     'action_source': ['model', 'dataset'],
     'value_source': ['model', 'dataset'],
     'precision': [16, 32, 'bfloat16'],
-    'distribute': [None, 'mirrored'],
+    'distribute': [None, 'mirrored', 'multi_worker'],
     'save_videos': [False, True, 'gif', 'mp4'],
 }
 # Keys that must be positive (or, for lists, hold positive numbers).

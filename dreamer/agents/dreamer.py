@@ -23,7 +23,9 @@ class Dreamer(tf.Module):
     encoder_keys: observation keys the encoder reads when acting.
     openloop_sequences, openloop_context: how many sequences of a batch the image
       predictions show, and how many of their first frames the posterior sees (SPEC 9.3).
-    jit: XLA-compile the train step and the policy (not together with a strategy).
+    jit: XLA-compile the train step and the policy. Under a strategy XLA compiles each
+      replica's losses and gradients; the all-reduce and the optimiser updates, which
+      reach across devices, stay outside the compiled function.
     strategy: a tf.distribute strategy whose scope built all variables, or None. `train`
       and `evaluate` then take per-replica batches (see agents.distribute).
   """
@@ -51,7 +53,14 @@ class Dreamer(tf.Module):
     self._variables = self._partition()
     for name, optimizer in self.optimizers.items():
       optimizer.build(self._variables[name])
-    self.train = tf.function(self._train, jit_compile=self._jit)
+    # One XLA cluster must not touch another device's variables (compiling the whole step
+    # under a strategy fails so), so there only the per-replica math is compiled; each
+    # replica traces it under its own device, against its own copies of the variables.
+    per_replica = bool(self._jit) and strategy is not None
+    self._gradients = self._replica_gradients
+    if per_replica:
+      self._gradients = tf.function(self._replica_gradients, jit_compile=True)
+    self.train = tf.function(self._train, jit_compile=None if per_replica else self._jit)
     self.evaluate = tf.function(self._evaluate)
     self.predict_images = None
     if 'image' in world_model.heads:
@@ -117,20 +126,27 @@ class Dreamer(tf.Module):
 
   def _update(self, data):
     """One optimisation step of every objective, on this replica's part of the batch."""
-    with tf.GradientTape(persistent=True) as tape:
-      losses, metrics = self._losses(data)
-      scaled = {name: self.optimizers[name].scale(loss) for name, loss in losses.items()}
+    losses, metrics, grads = self._gradients(data)
     result = {f'objectives/{k}': v for k, v in metrics.items()}
     for name, optimizer in self.optimizers.items():
-      stats = optimizer.apply(tape, scaled[name], self._variables[name])
+      stats = optimizer.apply_gradients(grads[name], self._variables[name])
       if self._debug:
         tf.debugging.assert_greater(stats['grad_norm'], 0.0, f'zero gradient for {name}')
       for key, value in stats.items():
         result[f'optimizer_{name}/{key}'] = value
-    del tape
     for name, loss in losses.items():
       result[f'loss/{name}'] = loss
     return result
+
+  def _replica_gradients(self, data):
+    """Losses, metrics and this replica's gradients of every objective."""
+    with tf.GradientTape(persistent=True) as tape:
+      losses, metrics = self._losses(data)
+      scaled = {name: self.optimizers[name].scale(loss) for name, loss in losses.items()}
+    grads = {name: optimizer.gradients(tape, scaled[name], self._variables[name])
+             for name, optimizer in self.optimizers.items()}
+    del tape
+    return losses, metrics, grads
 
   def _evaluate(self, data):
     return distribute.run(self._strategy, self._evaluate_replica, data)

@@ -22,16 +22,23 @@ class Optimizer(tf.Module):
 
   def scale(self, loss):
     """Call inside the gradient tape. Under a distribution strategy this also divides
-    by the number of replicas, whose gradients `apply` sums."""
+    by the number of replicas, whose gradients `apply_gradients` sums."""
     loss = distribute.per_replica_loss(loss)
     return self.opt.get_scaled_loss(loss) if self._mixed else loss
 
-  def apply(self, tape, scaled_loss, variables):
-    """Computes, clips and applies gradients; returns the gradient-norm metrics."""
+  def gradients(self, tape, scaled_loss, variables):
+    """This replica's unscaled gradients; zeros for variables the loss does not reach.
+
+    Pure math, so that XLA can compile it together with the losses (jit under a strategy).
+    """
     grads = tape.gradient(scaled_loss, variables)
     if self._mixed:
       grads = self.opt.get_unscaled_gradients(grads)
-    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+
+  def apply_gradients(self, grads, variables):
+    """Sums the replicas' gradients, clips and applies them; returns the gradient-norm
+    metrics."""
     # Summed over replicas before clipping, so that the norm is the global batch's.
     grads = distribute.sum_gradients(grads)
     norm = tf.linalg.global_norm(grads)

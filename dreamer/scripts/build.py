@@ -40,14 +40,28 @@ def action_repeat(config, task_name):
   return config.action_repeat or registry.get_task(task_name).action_repeat
 
 
-def env_constructor(config, task_name, mode, index, give_rewards=True):
+# Seeds of different workers' envs lie this far apart, so that no two envs of a cluster
+# replay the same episodes.
+WORKER_SEED_STRIDE = 1_000_000
+
+
+def worker_dir(run_dir, worker=0):
+  """Where a worker of distribute: multi_worker keeps its episodes: the run directory itself
+  for the chief (worker 0), so that a run looks the same with and without workers, and
+  <run>/worker<k>/ for the others."""
+  run_dir = pathlib.Path(run_dir)
+  return run_dir if worker == 0 else run_dir / f'worker{worker}'
+
+
+def env_constructor(config, task_name, mode, index, give_rewards=True, worker=0):
   task = registry.get_task(task_name)
   min_length = config.batch_shape[1] if task.family != 'dummy' else None
   return functools.partial(
       registry.make_env, task_name, mode=mode, action_repeat=action_repeat(config, task_name),
       render_size=config.render_size, min_length=min_length, max_length=config.max_length,
       camera_id=config.camera_id, normalize_actions=config.normalize_actions,
-      seed=config.seed + 1000 * index + (0 if mode == 'train' else 500),
+      seed=(config.seed + WORKER_SEED_STRIDE * worker + 1000 * index
+            + (0 if mode == 'train' else 500)),
       atari_grayscale=config.atari_grayscale, atari_noops=config.atari_noops,
       atari_lifes=config.atari_lifes, atari_sticky=config.atari_sticky,
       atari_train_max_length=config.atari_train_max_length if mode == 'train' else None,
@@ -55,21 +69,25 @@ def env_constructor(config, task_name, mode, index, give_rewards=True):
       image_only=len(config.tasks) > 1, give_rewards=give_rewards)
 
 
-def batch_env(config, task_name, mode, count, give_rewards=True):
-  constructors = [env_constructor(config, task_name, mode, i, give_rewards)
+def batch_env(config, task_name, mode, count, give_rewards=True, worker=0):
+  constructors = [env_constructor(config, task_name, mode, i, give_rewards, worker)
                   for i in range(count)]
   names = [f'{task_name} ({mode} {i})' for i in range(count)]
   return parallel.BatchEnv(constructors, names, isolation(config, task_name))
 
 
-def collections(config, run_dir, on_episode, mode):
-  """Collections of one mode, one per (collect spec, task); plus their seed env batches."""
+def collections(config, run_dir, on_episode, mode, worker=0):
+  """Collections of one mode, one per (collect spec, task); plus their seed env batches.
+
+  `worker` (distribute: multi_worker) picks the episode directory and the env seeds.
+  """
   from dreamer.training import collect
-  directory = pathlib.Path(run_dir) / f'{mode}_episodes'
+  directory = worker_dir(run_dir, worker) / f'{mode}_episodes'
   result, seeds = [], []
   for spec in config_lib.collect_specs(config, mode):
     for task_name in config.tasks:
-      envs = batch_env(config, task_name, spec['mode'], spec['num_envs'], spec['give_rewards'])
+      envs = batch_env(config, task_name, spec['mode'], spec['num_envs'], spec['give_rewards'],
+                       worker)
       name = f"{spec['prefix']}_{spec['name']}_{task_name}"
       result.append(collect.Collection(
           name, envs, on_episode, task=task_name, directory=directory, mode=mode,
@@ -103,17 +121,29 @@ def planner_name(spec):
 
 
 def strategy(config):
-  """The tf.distribute strategy of `distribute`, or None to train on one device."""
+  """The tf.distribute strategy of `distribute`, or None to train on one device.
+
+  For multi_worker this connects to the cluster of TF_CONFIG or SLURM and waits until every
+  worker has started; a process creates that strategy once.
+  """
   from dreamer.agents import distribute
-  if config.distribute and config.jit:
-    # XLA then compiles one replica's step against another replica's variables.
-    raise BuildError(f'jit: True does not work with distribute: {config.distribute} yet; '
-                     'use one of them')
-  result = distribute.make_strategy(config.distribute)
+  if config.distribute == 'multi_worker' and config.jit:
+    raise BuildError('jit: True is not supported with distribute: multi_worker (untested); '
+                     'use jit with mirrored or on one device')
+  cluster = None
+  if config.distribute == 'multi_worker':
+    try:
+      cluster = distribute.resolve_cluster()
+    except distribute.ClusterError as e:
+      raise BuildError(str(e)) from None
+  result = distribute.make_strategy(config.distribute, cluster=cluster)
   if result is not None and config.batch_shape[0] % result.num_replicas_in_sync:
+    workers = distribute.Workers.of(result).count
+    over = f' on {workers} workers' if workers > 1 else ''
     raise BuildError(
         f'batch_shape[0] = {config.batch_shape[0]} must be a multiple of the '
-        f'{result.num_replicas_in_sync} replicas of distribute: {config.distribute}')
+        f'{result.num_replicas_in_sync} replicas{over} of distribute: {config.distribute}; '
+        'change batch_shape or the number of devices')
   return result
 
 
@@ -125,16 +155,16 @@ def prefetch_device(config):
   return None
 
 
-def datasets(config, run_dir, strategy=None, replay_stats=None):
+def datasets(config, run_dir, strategy=None, replay_stats=None, worker=0):
   """Callables that return iterators of train and test batches.
 
   Under a strategy the iterators yield per-replica batches, one input pipeline per
-  worker (each replica draws its own B / replicas chunks). `replay_stats`, a
-  loaders.ReplayStats, follows what the train pipeline keeps in memory.
+  worker (each replica draws its own B / replicas chunks) from that worker's episodes.
+  `replay_stats`, a loaders.ReplayStats, follows what the train pipeline keeps in memory.
   """
   from dreamer.agents import distribute
   from dreamer.data import pipeline
-  run_dir = pathlib.Path(run_dir)
+  run_dir = worker_dir(run_dir, worker)
   batch, length = config.batch_shape
   common = dict(length=length, num_chunks=config.num_chunks,
                 clip_rewards=config.clip_rewards, pcont_scale=config.pcont_scale)

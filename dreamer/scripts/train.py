@@ -1,7 +1,8 @@
 """Trains Dreamer: python -m dreamer.scripts.train --logdir DIR --params '{...}'.
 
-TensorFlow is imported only inside `run`, so that environment worker processes, which
-import this module when they are spawned, never load it.
+TensorFlow is imported only inside `run` (and, for distribute: multi_worker, `main`), so
+that environment worker processes, which import this module when they are spawned, never
+load it.
 """
 
 import argparse
@@ -22,8 +23,20 @@ class RunStopped(RuntimeError):
   a full disk, unreadable checkpoints. The message is one line; FAIL has the details."""
 
 
-def build_config(params, run_dir=None):
-  """Builds and checks the config; on resume the run's config.yaml wins (SPEC 1.6)."""
+class WorkerLost(runs.Resumable):
+  """distribute: multi_worker lost a worker. Every worker stops with one line, without DONE
+  or FAIL, and the same command on every worker resumes the run from its last checkpoint."""
+
+
+# Keys that say how this command runs, not what the run learns: they follow the command
+# when a run resumes (an update is the same on one device, several or several workers).
+_LAUNCH_KEYS = ('seed', 'distribute')
+
+
+def build_config(params, run_dir=None, write=True):
+  """Builds and checks the config; on resume the run's config.yaml wins (SPEC 1.6), but for
+  `distribute`, which follows the command. write=False reads the config.yaml that another
+  process wrote (the chief of distribute: multi_worker) and never writes one."""
   params = config_lib.parse_params(params)
   fresh = config_lib.build_config(params, registry.state_components_checked)
   for task in fresh.tasks:
@@ -31,12 +44,12 @@ def build_config(params, run_dir=None):
   if run_dir is None:
     return fresh
   path = pathlib.Path(run_dir) / 'config.yaml'
-  if path.exists():
+  if path.exists() or not write:
     stored = config_lib.from_yaml(path.read_text(), path)
-    changed = sorted(k for k in fresh if k != 'seed' and stored.get(k) != fresh[k])
-    if changed:
+    changed = sorted(k for k in fresh if k not in _LAUNCH_KEYS and stored.get(k) != fresh[k])
+    if changed and write:
       print(f"Using the run's stored config.yaml; ignoring changed params: {', '.join(changed)}")
-    return stored
+    return config_lib.Config(stored, distribute=fresh.distribute)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name('.config.yaml.tmp')
   tmp.write_text(config_lib.to_yaml(fresh))
@@ -44,8 +57,12 @@ def build_config(params, run_dir=None):
   return fresh
 
 
-def run(run_dir, params, log=print):
-  """Trains one run in `run_dir`, yielding the score of every evaluation."""
+def run(run_dir, params, log=print, strategy=None, workers=None):
+  """Trains one run in `run_dir`, yielding the score of every evaluation.
+
+  Under distribute: multi_worker, main passes the process's strategy and
+  agents.distribute.Workers; every worker then runs this together with the others.
+  """
   import numpy as np
   import tensorflow as tf
   from dreamer.data import episodes
@@ -56,40 +73,57 @@ def run(run_dir, params, log=print):
   from dreamer.training import loop
 
   run_dir = pathlib.Path(run_dir)
-  resuming = (run_dir / 'config.yaml').exists()
-  config = build_config(params, run_dir)
-  log(f"{'Resume run' if resuming else 'Start a new run'} and write summaries and "
-      f'checkpoints to {run_dir}.')
-  for kind in ('train', 'test'):
-    for name in episodes.remove_partial(run_dir / f'{kind}_episodes'):
-      log(f'Removed {name}, an episode whose writing was interrupted.')
-  for gpu in tf.config.list_physical_devices('GPU'):
-    tf.config.experimental.set_memory_growth(gpu, True)
-  tf.random.set_seed(config.seed)
-  np.random.seed(config.seed)
-  logger = logger_lib.Logger(run_dir, log)
-  envs = []
+  chief = workers is None or workers.is_chief
+  rank = 0 if workers is None else workers.rank
+  own = build.worker_dir(run_dir, rank)
+  envs, logger, trainer = [], None, None
   stopped = (parallel.EnvError, loop.Diverged, checkpoints.CheckpointError, OSError)
   try:
-    trainer = None
+    resuming = (run_dir / 'config.yaml').exists()
+    if chief:
+      config = build_config(params, run_dir)
+    if workers is not None:
+      workers.barrier()  # The chief has written the run's config.yaml.
+    if not chief:
+      config = build_config(params, run_dir, write=False)
+      name = workers.name()
+      log(f'{name[0].upper()}{name[1:]} of {workers.count} joins run {run_dir}; its '
+          f'episodes go to {own}, the chief writes summaries and checkpoints.')
+    else:
+      log(f"{'Resume run' if resuming else 'Start a new run'} and write summaries and "
+          f'checkpoints to {run_dir}.')
+    for kind in ('train', 'test'):
+      for name in episodes.remove_partial(own / f'{kind}_episodes'):
+        log(f'Removed {name}, an episode whose writing was interrupted.')
+    for gpu in tf.config.list_physical_devices('GPU'):
+      tf.config.experimental.set_memory_growth(gpu, True)
+    # Other workers draw other random numbers (the chief those of a single process); their
+    # variables still start as the chief's, which the strategy broadcasts.
+    tf.random.set_seed(config.seed + rank)
+    np.random.seed(config.seed + rank)
+    logger = logger_lib.Logger(run_dir, log, write=chief)
 
     def on_episode(collection, episode):
       trainer.on_episode(collection, episode)
 
-    train_collections, train_seeds = build.collections(config, run_dir, on_episode, 'train')
+    train_collections, train_seeds = build.collections(
+        config, run_dir, on_episode, 'train', rank)
     envs += [c.envs for c in train_collections]
-    test_collections, test_seeds = build.collections(config, run_dir, on_episode, 'test')
+    test_collections, test_seeds = build.collections(config, run_dir, on_episode, 'test', rank)
     envs += [c.envs for c in test_collections]
     first = train_collections[0].envs
     log('Build TensorFlow compute graph.')
-    strategy = build.strategy(config)
+    if workers is None:
+      strategy = build.strategy(config)
     if strategy is not None:
-      log(f'Data-parallel training over {strategy.num_replicas_in_sync} replicas.')
+      over = f' on {workers.count} workers' if workers is not None else ''
+      log(f'Data-parallel training over {strategy.num_replicas_in_sync} replicas{over}.')
     agent = build.agent(config, first.obs_space, first.act_space, strategy, log=log)
     count = sum(int(np.prod(v.shape)) for v in agent.trainable_variables)
     log(f'Graph contains {count} trainable variables.')
     replay_stats = loaders.ReplayStats()
-    train_batches, test_batches = build.datasets(config, run_dir, strategy, replay_stats)
+    train_batches, test_batches = build.datasets(
+        config, run_dir, strategy, replay_stats, rank)
     trainer = loop.Trainer(
         agent=agent, logger=logger, run_dir=run_dir, train_batches=train_batches,
         test_batches=test_batches, train_collections=train_collections,
@@ -98,8 +132,9 @@ def run(run_dir, params, log=print):
         test_steps=config.test_steps, max_steps=config.max_steps,
         train_log_every=config.train_log_every, checkpoint_every=config.checkpoint_every,
         num_seed_episodes=config.num_seed_episodes, num_seed_steps=config.num_seed_steps,
-        seed=config.seed, video_format=video_format(config),
-        progress_every=config.progress_every, replay_stats=replay_stats, log=log)
+        seed=config.seed + rank, video_format=video_format(config),
+        progress_every=config.progress_every, replay_stats=replay_stats, workers=workers,
+        log=log)
     trainer.restore()
     trainer.seed()
     yield from trainer.run()
@@ -108,10 +143,29 @@ def run(run_dir, params, log=print):
     if message is None:
       raise
     raise RunStopped(message) from e
+  except tf.errors.OpError as e:
+    latest = trainer.checkpoints.latest if trainer else tf.train.latest_checkpoint(str(run_dir))
+    raise _lost_workers(e, workers, latest or '') from None
   finally:
     for batch in envs:
       batch.close()
-    logger.close()
+    if logger is not None:
+      logger.close()
+
+
+def _lost_workers(error, workers, latest=None):
+  """WorkerLost when a TF error says that other workers are gone; else `error` itself.
+
+  latest: the run's newest checkpoint, '' for none, None outside a run.
+  """
+  lost = workers.lost(error) if workers is not None else None
+  if lost is None:
+    return error
+  kept = ''
+  if latest is not None:
+    kept = f'the last checkpoint is {latest}; ' if latest else 'no checkpoint was saved yet; '
+  return WorkerLost(f'{workers.name()} lost {lost}; {kept}run the same command on every '
+                    'worker again to resume')
 
 
 def video_format(config):
@@ -173,9 +227,47 @@ def main(args):
     from dreamer.training import summaries
     summaries.check_video_path(f'videos/episode.{video_format(config)}')
   logdir = pathlib.Path(os.path.expanduser(str(args.logdir)))
+  if config.distribute == 'multi_worker':
+    return _train_with_workers(logdir, params, args, config)
   return runs.run_experiments(
       logdir, lambda run_dir, info: run(run_dir, params), num_runs=args.num_runs,
       resume_runs=args.resume_runs, ping_every=args.ping_every, check_fn=check_stored_config)
+
+
+def _train_with_workers(logdir, params, args, config):
+  """distribute: multi_worker. The chief (worker 0) is the run manager's worker: it claims
+  the numbered runs and writes their markers, and announces each run to the others, which
+  train it with it and write only their episodes. A run number of 0 says there is no more."""
+  import tensorflow as tf
+  from dreamer.agents import distribute
+  from dreamer.scripts import build
+  strategy = build.strategy(config)  # Waits until every worker has started.
+  workers = distribute.Workers.of(strategy)
+  runs.check_logdir(os.path.abspath(logdir))  # Every worker, not only the run manager's.
+
+  def announce(number):
+    try:
+      return workers.broadcast(number)
+    except tf.errors.OpError as e:
+      raise _lost_workers(e, workers) from None
+
+  if not workers.is_chief:
+    while True:
+      number = announce(0)
+      if number <= 0:
+        return []
+      for _ in run(logdir / f'{number:05d}', params, strategy=strategy, workers=workers):
+        pass
+
+  def process(run_dir, info):
+    announce(int(os.path.basename(run_dir)))
+    yield from run(run_dir, params, strategy=strategy, workers=workers)
+
+  finished = runs.run_experiments(
+      logdir, process, num_runs=args.num_runs, resume_runs=args.resume_runs,
+      ping_every=args.ping_every, check_fn=check_stored_config)
+  announce(0)
+  return finished
 
 
 def check_stored_config(run_dir):
@@ -227,7 +319,7 @@ def cli(argv=None):
   except errors as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except RunStopped as e:
+  except (RunStopped, WorkerLost) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   except KeyboardInterrupt:

@@ -4,6 +4,8 @@ died while writing it, a full disk) falls back to the one before it."""
 import os
 import pathlib
 import re
+import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -22,21 +24,45 @@ class Checkpoints:
     checkpoint: the tf.train.Checkpoint to save and restore.
     directory: the run directory.
     keep: how many checkpoints stay on disk; two, so one can be damaged.
+    chief: False for the other workers of distribute: multi_worker. They read the chief's
+      checkpoints and never change the run directory: TF needs every worker to save (a
+      save may run collectives), so theirs go to a temporary directory that is deleted.
   """
 
-  def __init__(self, checkpoint, directory, keep=2, log=print):
+  def __init__(self, checkpoint, directory, keep=2, log=print, chief=True):
     self._checkpoint = checkpoint
     self._dir = pathlib.Path(directory)
     self._keep = keep
     self._log = log
+    self._chief = chief
     self._manager = self._new_manager()
 
   @property
   def latest(self):
+    if not self._chief:  # The chief saves while this worker runs.
+      return tf.train.latest_checkpoint(str(self._dir))
     return self._manager.latest_checkpoint
 
   def save(self, number):
-    return self._manager.save(checkpoint_number=number)
+    if self._chief:
+      return self._manager.save(checkpoint_number=number)
+    scratch = tempfile.mkdtemp(prefix='dreamer-worker-checkpoint-')
+    try:
+      self._checkpoint.save(os.path.join(scratch, _PREFIX))
+    finally:
+      shutil.rmtree(scratch, ignore_errors=True)
+    return None
+
+  def restore_number(self, number):
+    """Restores <dir>/model.ckpt-<number>, the one the chief restored; returns its path."""
+    path = str(self._dir / f'{_PREFIX}-{number}')
+    self._checkpoint.restore(path).assert_existing_objects_matched()
+    return path
+
+  @staticmethod
+  def number(path):
+    """The number of a checkpoint path, e.g. 40 for .../model.ckpt-40."""
+    return int(_NUMBER.search(path).group(1))
 
   def restore(self):
     """Restores the newest readable checkpoint; returns its path, or None when there is none.

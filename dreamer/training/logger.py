@@ -19,12 +19,15 @@ class Logger:
 
   Every scalars() call is one line of metrics.jsonl: env_frames, phase, wall_time (Unix
   seconds), the counters given (global_step, updates) and every scalar by its tag.
+  With `write=False` (the other workers of distribute: multi_worker, whose chief writes
+  the run's summaries) nothing reaches a file; only print() goes to the console.
   """
 
-  def __init__(self, run_dir, log=print):
+  def __init__(self, run_dir, log=print, write=True):
     self._dir = pathlib.Path(run_dir)
     self._writers = {}
-    self._jsonl = open(self._dir / 'metrics.jsonl', 'a')
+    self.writes = write
+    self._jsonl = open(self._dir / 'metrics.jsonl', 'a') if write else None
     self._log = log
 
   def writer(self, phase):
@@ -34,6 +37,8 @@ class Logger:
 
   def scalars(self, phase, frames, values, **counters):
     """Writes every scalar to TensorBoard and one line to metrics.jsonl."""
+    if not self.writes:
+      return
     values = {k: float(np.asarray(v)) for k, v in values.items()}
     with self.writer(phase).as_default():
       for name, value in values.items():
@@ -45,6 +50,8 @@ class Logger:
 
   def image(self, phase, frames, name, image):
     """image: [H, W, C] uint8 or float in [0, 1]."""
+    if not self.writes:
+      return
     image = summaries.to_uint8(image)
     with self.writer(phase).as_default():
       tf.summary.image(name, image[None], step=int(frames))
@@ -55,6 +62,8 @@ class Logger:
     The GIF bytes go in as the encoded image of an image summary; TensorBoard serves
     them as they are and the browser animates them.
     """
+    if not self.writes:
+      return
     video = summaries.to_uint8(video)
     _, height, width, channels = video.shape
     image = tf.compat.v1.Summary.Image(
@@ -68,13 +77,15 @@ class Logger:
     self._log(message)
 
   def flush(self):
-    self._jsonl.flush()
+    if self._jsonl:
+      self._jsonl.flush()
     for writer in self._writers.values():
       writer.flush()
 
   def close(self):
     self.flush()
-    self._jsonl.close()
+    if self._jsonl:
+      self._jsonl.close()
     for writer in self._writers.values():
       writer.close()
 

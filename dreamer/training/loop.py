@@ -11,6 +11,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from dreamer.agents import distribute
 from dreamer.data import episodes as episodes_lib
 from dreamer.training import checkpoints as checkpoints_lib
 from dreamer.training import collect as collect_lib
@@ -54,13 +55,17 @@ class Trainer:
     progress_every: seconds between progress lines of long phases (0: none).
     replay_stats: a dreamer.data.loaders.ReplayStats of the train pipeline, or None; its
       size goes with the process's memory into the console and TensorBoard (general/).
+    workers: a dreamer.agents.distribute.Workers under distribute: multi_worker. Every
+      worker runs this same loop in lock-step (the schedule counts trainer steps, which
+      advance together); only the chief writes checkpoints, summaries and videos, and
+      env frames count the episodes of all workers. None: one process.
   """
 
   def __init__(self, *, agent, logger, run_dir, train_batches, test_batches,
                train_collections, test_collections, seed_collections, batch, train_steps,
                test_steps, max_steps, train_log_every, checkpoint_every, num_seed_episodes,
                num_seed_steps, seed=0, video_format=None, progress_every=10.0, replay_stats=None,
-               log=print):
+               workers=None, log=print):
     self.agent = agent
     self.logger = logger
     self._dir = run_dir
@@ -83,11 +88,14 @@ class Trainer:
     self._progress_every = progress_every
     self._video = None  # (collection name, frames) of the current test phase's first episode.
     self._video_written = None
+    self._workers = workers or distribute.Workers()
+    self._unshared = 0  # Train frames this worker recorded that the others do not know of.
     self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step')
     self.env_frames = tf.Variable(0, dtype=tf.int64, trainable=False, name='env_frames')
     self.checkpoint = tf.train.Checkpoint(
         agent=agent, global_step=self.global_step, env_frames=self.env_frames)
-    self.checkpoints = checkpoints_lib.Checkpoints(self.checkpoint, run_dir, keep=2, log=log)
+    self.checkpoints = checkpoints_lib.Checkpoints(
+        self.checkpoint, run_dir, keep=2, log=log, chief=self._workers.is_chief)
     self._pending = collections.defaultdict(list)
     self._unchecked = []  # Train losses (tensors) not yet checked for NaN and inf.
     self._timer = (time.time(), 0, 0)
@@ -98,7 +106,14 @@ class Trainer:
 
   def restore(self):
     """Restores the newest readable checkpoint of the run, if any; returns whether it did."""
-    path = self.checkpoints.restore()
+    workers = self._workers
+    path = self.checkpoints.restore() if workers.is_chief else None
+    if workers.count > 1:
+      # The others load the very checkpoint that the chief restored (it may have set a
+      # damaged newer one aside), from the run directory they share.
+      number = workers.broadcast(self.checkpoints.number(path) if path else -1)
+      if not workers.is_chief and number >= 0:
+        path = self.checkpoints.restore_number(number)
     if not path:
       return False
     self._log(f'Restored {path} at {self.frames} env frames '
@@ -175,6 +190,7 @@ class Trainer:
       progress = self._progress(f'Seed {name}', max(0, left_steps) * repeat, 'frames')
       collect_lib.random_episodes(envs, on_episode, left_episodes, left_steps, self._rng,
                                   on_step=lambda steps, repeat=repeat: progress(steps * repeat))
+    self._share_frames()
     self.logger.flush()
 
   def on_episode(self, collection, episode):
@@ -189,6 +205,7 @@ class Trainer:
     score = float(episode['reward'].sum())
     if mode == 'train':
       self.env_frames.assign_add(length * repeat)
+      self._unshared += length * repeat
     self._log(f'Recorded episode {path.name} of length {length} with score of '
               f'{score:.1f} to {directory.name}/.')
     prefix = 'train' if mode == 'train' else 'test'
@@ -198,6 +215,14 @@ class Trainer:
     self.logger.scalars(prefix, self.frames, values, global_step=int(self.global_step.numpy()),
                         updates=self.agent.updates.numpy())
     self._pending[prefix].append(score)
+
+  def _share_frames(self):
+    """Adds the other workers' new train frames to env_frames (a collective: every worker
+    calls it at the same points of the schedule, after seeding and after collecting)."""
+    if self._workers.count > 1:
+      total = self._workers.sum(self._unshared)
+      self.env_frames.assign_add(total - self._unshared)
+    self._unshared = 0
 
   def run(self):
     """Trains until max_steps; yields the evaluation score after every test iteration."""
@@ -221,10 +246,14 @@ class Trainer:
         metrics = self._train(data)
         self.global_step.assign_add(self._batch)
         self._pending['metrics'].append(metrics)
+        collected = False
         for collection in self._train_collections:
           if collection.due(phase_step, self._batch):
             self._check_finite()  # A diverged policy would only act with NaN.
             self._collect(collection, phase_step)
+            collected = True
+        if collected:
+          self._share_frames()
         if self._schedule.fires(phase_step, self._print_every) or phase_step == 0:
           self._print_progress()
         if self._schedule.fires(phase_step, self._train_log_every):
@@ -290,6 +319,8 @@ class Trainer:
       return
     name, frames = self._video
     self._video = None
+    if not self.logger.writes:
+      return
     if self._video_written == self.frames:
       return
     self._video_written = self.frames
@@ -350,8 +381,10 @@ class Trainer:
               + ', '.join(parts) + tail)
 
   def _write_train(self, data):
-    summaries.write_predictions(self.logger, 'train', self.frames, self.agent, data)
     values = _tags(self._mean_metrics())
+    if not self.logger.writes:
+      return
+    summaries.write_predictions(self.logger, 'train', self.frames, self.agent, data)
     values.update(self._rates())
     values.update(self._dataset_sizes())
     values.update(self._memory())

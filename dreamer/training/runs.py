@@ -16,6 +16,11 @@ class RunDirError(ValueError):
   """The base log directory cannot hold run directories."""
 
 
+class Resumable(Exception):
+  """process_fn stopped for a reason after which the same command resumes the run, such as a
+  lost worker of distribute: multi_worker: like a kill, it leaves no DONE or FAIL."""
+
+
 class _Conflict(Exception):
   """Another worker owns the run, or its PING file could not be read or written."""
 
@@ -35,13 +40,14 @@ def run_experiments(logdir, process_fn, num_runs=1, resume_runs=True, ping_every
   that input the user can fix, such as a damaged config.yaml, leaves the run as it was.
 
   Returns the list of run directories this call finished (wrote DONE for without a failure).
-  An Exception from a hook or process_fn writes FAIL and DONE and is re-raised. Any other
+  An Exception from a hook or process_fn writes FAIL and DONE and is re-raised, except
+  Resumable, which propagates without markers like the following. Any other
   BaseException (KeyboardInterrupt, SystemExit, ...) propagates without writing markers, so the
   run stays resumable: that is how a killed worker looks, and how tests simulate one.
   Raises RunDirError before any work when logdir is, or lies under, a file or is not writable.
   """
   logdir = os.path.abspath(os.path.expanduser(str(logdir)))
-  _check_logdir(logdir)
+  check_logdir(logdir)
   if num_runs is not None and num_runs < 0:
     raise ValueError('num_runs must be >= 0 or None, got %r.' % (num_runs,))
   worker_name = worker_name or uuid.uuid4().hex
@@ -66,7 +72,8 @@ def run_experiments(logdir, process_fn, num_runs=1, resume_runs=True, ping_every
   return finished
 
 
-def _check_logdir(logdir):
+def check_logdir(logdir):
+  """Raises RunDirError when logdir is, or lies under, a file or is not writable."""
   existing = logdir
   while not os.path.exists(existing):
     existing = os.path.dirname(existing)
@@ -188,6 +195,9 @@ class _Run:
       self._write_marker('DONE', b'\n')
       self.log('Done.')
       return True
+    except Resumable:
+      self.log('Stopped; the run stays resumable.')
+      raise
     except Exception:
       message = traceback.format_exc()
       if not taken.is_set():

@@ -43,6 +43,17 @@ def test_mirrored_update_matches_single_device(result):
   assert result['policy_action_shape'] == [2, 2]
 
 
+def test_jit_with_mirrored_compiles_each_replica_and_matches_one_device(result):
+  assert result['jit_compiled'] and result['jit_traces'] == 2
+  single, jit = result['single'], result['jit']
+  assert set(single) == set(jit)
+  for key in single:
+    # XLA may fuse differently from the graph executor, hence not 1e-6 as above.
+    assert jit[key] == pytest.approx(single[key], rel=1e-4, abs=1e-5), key
+  assert result['jit_max_variable_difference'] < 1e-5
+  assert result['jit_policy_action_shape'] == [2, 2]
+
+
 def test_mirrored_dataset_gives_each_replica_its_share(result):
   shapes = [shape for shape, _, _ in result['dataset']]
   assert shapes == [[2, 6, 64, 64, 3]] * 2
@@ -63,6 +74,7 @@ def test_config_choices_and_refusals():
   assert config.distribute is None and build.strategy(config) is None
   with pytest.raises(config_lib.ConfigError, match='distribute must be one of mirrored'):
     config_lib.build_config(dict(params, distribute='tpu'))
-  config = config_lib.build_config(dict(params, distribute='mirrored', jit=True))
-  with pytest.raises(build.BuildError, match='jit: True does not work with distribute'):
+  config = config_lib.build_config(dict(params, distribute='multi_worker', jit=True))
+  with pytest.raises(build.BuildError, match='jit: True is not supported with distribute: '
+                     'multi_worker'):
     build.strategy(config)
