@@ -2,10 +2,10 @@
 
     python scripts/learning_study.py toy --seeds 0 1 2 --logdir /tmp/study/toy
     python scripts/learning_study.py toy --seeds 0 1 2 --params '{optimizer_epsilon: 1e-4}'
-    python scripts/learning_study.py cheetah --seeds 0 1 2 --cut   # imagination gradient cut
+    python scripts/learning_study.py quickstart --seeds 0 1 2 --cut   # imagination gradient cut
 
-The configs are the learning tests' own (tests/agents/test_learning.py), with `--params`
-on top. After every evaluation, one JSON line per run goes to <logdir>/<seed>/study.jsonl:
+The configs are the toy learning test's (tests/agents/test_learning.py) and `make train`'s
+(the quickstart preset), with `--params` on top. After every evaluation, one JSON line per run goes to <logdir>/<seed>/study.jsonl:
 
 - Adam per objective: the median of sqrt(v_hat) (the gradient scale Adam divides by) and
   `step_kept`, the mean of sqrt(v_hat) / (sqrt(v_hat) + epsilon): how much of Adam's
@@ -28,11 +28,13 @@ import sys
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# toy: the learning test's (tests/agents/test_learning.py); quickstart: `make train`'s.
+CONFIGS = {'toy': 'TOY', 'quickstart': {'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart']}}
 
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('config', choices=['toy', 'cheetah'])
+  parser.add_argument('config', choices=sorted(CONFIGS))
   parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
   parser.add_argument('--params', default='{}', help='YAML overrides on top of the config')
   parser.add_argument('--logdir', default=None, help='default: a fresh temporary directory')
@@ -111,7 +113,9 @@ def study(config_name, seed, params, run_dir, cut, count):
   from dreamer.scripts import train
   sys.path.insert(0, str(ROOT))
   from tests.agents import test_learning
-  base = dict(getattr(test_learning, config_name.upper()), seed=seed, **params)
+  base = CONFIGS[config_name]
+  base = dict(getattr(test_learning, base) if isinstance(base, str) else base, seed=seed,
+              **params)
   agents = []
   real_agent, real_imagine = build.agent, actor_critic.imagine
 

@@ -34,12 +34,6 @@ TOY = {
     'max_steps': 3136, 'isolate_envs': 'none'}
 TOY_THRESHOLD = 12.0
 
-# cheetah_run from its state vectors, CPU-sized (configs/quickstart.yaml, as `make train`).
-CHEETAH = {'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart'], 'seed': 0}
-CHEETAH_RANDOM_MAX = 12.0
-CHEETAH_THRESHOLD = 12.0
-
-
 def cut_imagination_gradient(monkeypatch):
   original = actor_critic.imagine
 
@@ -74,17 +68,3 @@ def test_dreamer_learns_to_reach_from_pixels(tmp_path, monkeypatch):
   assert final_train > TOY_THRESHOLD, train_returns
   assert final_test > TOY_THRESHOLD, test_returns
 
-
-@pytest.mark.learning
-def test_dreamer_learns_cheetah_run_from_its_state(tmp_path, monkeypatch):
-  """A real task: MuJoCo physics, 6 actuators, the reward for forward speed. Random play
-  returns about 8 per 1000-frame episode; the cut imagination gradient leaves the actor
-  at its initialisation, which plays like random (sampled) or stands still (mode)."""
-  train_returns, test_returns = train_and_read(tmp_path, monkeypatch, CHEETAH)
-  random_play = np.mean(train_returns[:5])  # The seed episodes.
-  final_train = np.mean(train_returns[-5:])
-  final_test = np.mean(test_returns[-3:])
-  print(f'random {random_play:.1f}, final train {final_train:.1f}, test {final_test:.1f}')
-  assert random_play < CHEETAH_RANDOM_MAX
-  assert final_train > CHEETAH_THRESHOLD, train_returns
-  assert final_test > CHEETAH_THRESHOLD, test_returns
