@@ -117,8 +117,8 @@ def test_divergence_stops_without_saving_nan(tmp_path, monkeypatch, poison, mess
 def test_dead_env_worker_stops_the_run_and_keeps_its_data(tmp_path, monkeypatch):
   real_constructor = build.env_constructor
 
-  def constructor(config, task_name, mode, index, give_rewards=True):
-    inner = real_constructor(config, task_name, mode, index, give_rewards)
+  def constructor(config, task_name, mode, index, *args, **kwargs):
+    inner = real_constructor(config, task_name, mode, index, *args, **kwargs)
     # The train worker writes its seed episode (20 steps), then dies while collecting.
     return functools.partial(worker_envs.dying, inner, 25) if mode == 'train' else inner
 
