@@ -59,12 +59,13 @@ class Dreamer(tf.Module):
     per_replica = bool(self._jit) and strategy is not None
     self._gradients = self._replica_gradients
     if per_replica:
-      self._gradients = tf.function(self._replica_gradients, jit_compile=True)
-    self.train = tf.function(self._train, jit_compile=None if per_replica else self._jit)
-    self.evaluate = tf.function(self._evaluate)
+      self._gradients = tf.function(self._replica_gradients, jit_compile=True, autograph=False)
+    self.train = tf.function(self._train, jit_compile=None if per_replica else self._jit,
+                             autograph=False)
+    self.evaluate = tf.function(self._evaluate, autograph=False)
     self.predict_images = None
     if 'image' in world_model.heads:
-      predict = tf.function(self._predict_images)
+      predict = tf.function(self._predict_images, autograph=False)
       self.predict_images = lambda data: predict(self._local_batch(data))
     self._policies = _Untracked()
 
@@ -186,7 +187,7 @@ class Dreamer(tf.Module):
     if key not in self._policies:
       self._policies[key] = tf.function(
           lambda o, s, r, n: self._policy(o, s, r, n, planner, noise_type),
-          jit_compile=self._jit)
+          jit_compile=self._jit, autograph=False)
     if state is None:
       state = self.initial_state(len(reset))
     obs = {k: tf.convert_to_tensor(obs[k]) for k in self._encoder_keys}
