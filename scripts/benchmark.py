@@ -5,6 +5,7 @@
     python scripts/benchmark.py --params '{precision: 16, jit: True}'   # on a GPU
     python scripts/benchmark.py --env_sweep walker_walk   # env stepping: 1, 2, 4 envs x isolation
     python scripts/benchmark.py --resize_sweep atari_pong # OpenCV vs scikit-image frame resizing
+    python scripts/benchmark.py --pipeline_sweep          # replay -> batches, no model
 
 Updates run on synthetic batches (random uint8 images and so on, in the layout of the
 replay), so no episodes on disk are needed. The agent, the batch of environments and the
@@ -44,16 +45,34 @@ def parse_args(argv):
                       'and 4 envs in each isolation mode (no TensorFlow is loaded)')
   parser.add_argument('--sweep_steps', type=int, default=100,
                       help='timed agent steps per env and setting of --env_sweep')
+  parser.add_argument('--sweep_envs', type=int, nargs='+', default=[1, 2, 4],
+                      help='env counts of --env_sweep')
+  parser.add_argument('--sweep_isolation', nargs='+', default=['none', 'thread', 'process'],
+                      choices=['none', 'thread', 'process'],
+                      help='isolation modes of --env_sweep')
   parser.add_argument('--resize_sweep', metavar='TASK', default=None,
                       help='only time resizing real frames of the Atari TASK to 64x64 with '
                       "OpenCV's INTER_AREA and scikit-image's anti-aliased resize, and how far "
                       'apart their outputs are (needs scikit-image; no TensorFlow is loaded)')
   parser.add_argument('--resize_frames', type=int, default=1000,
                       help='frames of --resize_sweep')
+  parser.add_argument('--pipeline_sweep', action='store_true',
+                      help='only time the input pipeline of training (episodes on disk -> '
+                      'loader -> chunks -> batches) at batch shapes 50x50 and 16x50, or at '
+                      '--batch, without any model')
+  parser.add_argument('--pipeline_episodes', type=int, default=100,
+                      help='episodes in the replay of --pipeline_sweep')
+  parser.add_argument('--pipeline_length', type=int, default=500,
+                      help='steps per episode of --pipeline_sweep')
+  parser.add_argument('--pipeline_batches', type=int, default=200,
+                      help='timed batches per shape of --pipeline_sweep')
   args = parser.parse_args(argv)
-  for name in ('updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames'):
+  for name in ('updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames',
+               'pipeline_episodes', 'pipeline_length', 'pipeline_batches'):
     if getattr(args, name) < 1:
       parser.error(f'--{name} must be positive')
+  if min(args.sweep_envs) < 1:
+    parser.error('--sweep_envs must be positive')
   return args
 
 
@@ -221,7 +240,11 @@ def resize_sweep(task, count, size=64):
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
   if args.env_sweep:
-    return env_sweep(args.env_sweep, args.sweep_steps)
+    return env_sweep(args.env_sweep, args.sweep_steps, args.sweep_envs, args.sweep_isolation)
+  if args.pipeline_sweep:
+    shapes = [tuple(args.batch)] if args.batch else [(50, 50), (16, 50)]
+    return pipeline_sweep(args.params, shapes, args.pipeline_episodes, args.pipeline_length,
+                          args.pipeline_batches)
   if args.resize_sweep:
     from dreamer.envs import registry
     try:
@@ -268,6 +291,55 @@ def main(argv=None):
       for other in collections:
         other.envs.close()
   report('peak_memory', peak_memory_mib(), 'MiB')
+
+
+def write_replay(directory, episodes, length, rng, size=64, actions=6):
+  """Episodes in the layout collection writes (uint8 images, float actions and rewards).
+
+  The images vary per step but compress well, so that writing the replay is quick; the
+  pipeline's cost does not depend on their content.
+  """
+  base = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+  for _ in range(episodes):
+    steps = np.arange(length, dtype=np.uint8)[:, None, None, None]
+    episodes_lib.save_episode(directory, {
+        'image': base + steps,
+        'action': rng.uniform(-1, 1, (length, actions)).astype(np.float32),
+        'reward': rng.uniform(0, 1, length).astype(np.float32),
+        'pcont': np.ones(length, np.float32)})
+
+
+def pipeline_sweep(params, shapes, episodes, length, batches, warmup=5):
+  """Batches per second of the train input pipeline as training builds it.
+
+  Times the steady state: the warm-up batches make the cache loader read every episode,
+  and the dataset's prefetching runs in the background as it does beside the train step.
+  """
+  import tensorflow as tf
+  from dreamer import config as config_lib
+  from dreamer.scripts import build
+  rng = np.random.default_rng(0)
+  params = config_lib.parse_params(params)
+  params.setdefault('tasks', ['dummy'])
+  with tempfile.TemporaryDirectory() as run_dir:
+    write_replay(pathlib.Path(run_dir) / 'train_episodes', episodes, length, rng)
+    for batch, chunk in shapes:
+      config = train_script.build_config(dict(params, batch_shape=[batch, chunk]))
+      iterator = build.datasets(config, run_dir)[0]()
+      for _ in range(warmup):
+        next(iterator)
+      start = time.perf_counter()
+      for _ in range(batches):
+        data = next(iterator)
+      seconds = time.perf_counter() - start
+      assert data['image'].shape == (batch, chunk, 64, 64, 3), data['image'].shape
+      print(json.dumps(dict(
+          metric='pipeline_batches_per_second', value=round(batches / seconds, 2), unit='1/s',
+          batch=[batch, chunk], episodes=episodes, length=length, loader=config.loader,
+          prefetch_device=build.prefetch_device(config), cpu_flags=cpu_flags(),
+          tensorflow=tf.__version__, device=device_name(tf))), flush=True)
+  print(json.dumps(dict(metric='peak_memory', value=round(peak_memory_mib(), 1), unit='MiB',
+                        cpu_flags=cpu_flags())), flush=True)
 
 
 def time_updates(agent, data, args, report):

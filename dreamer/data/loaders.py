@@ -143,14 +143,26 @@ def make_loader(kind, directory, rng, reader, every=1000, window=400, max_size=0
   raise ValueError(f'unknown loader {kind!r}')
 
 
+def _aligned_empty(shape, dtype, align=64):
+  """np.empty on a 64-byte boundary, where TensorFlow can take the array without a copy."""
+  dtype = np.dtype(dtype)
+  size = int(np.prod(shape)) * dtype.itemsize
+  raw = np.empty(size + align, np.uint8)
+  offset = -raw.ctypes.data % align
+  return raw[offset:offset + size].view(dtype).reshape(shape)
+
+
 def chunk_batches(episodes, batch, length, num_chunks, rng):
   """Cuts chunks of `length` steps from each episode and groups them into batches.
 
   With num_chunks n, n consecutive non-overlapping chunks start at a uniform random
   offset in [0, L - n * length]; 0 or None means max(1, L // length - 1). Episodes
   shorter than one chunk are skipped. Chunks never cross an episode's end.
+
+  Each chunk is copied once, straight into the arrays of its batch (numpy releases the
+  GIL for these copies), and every batch gets new arrays, since the consumer keeps them.
   """
-  pending = []
+  arrays, filled = None, 0
   for episode in episodes:
     size = len(episode['reward'])
     n = num_chunks or max(1, size // length - 1)
@@ -160,7 +172,12 @@ def chunk_batches(episodes, batch, length, num_chunks, rng):
     offset = int(rng.integers(0, size - n * length + 1))
     for i in range(n):
       start = offset + i * length
-      pending.append({k: v[start:start + length] for k, v in episode.items()})
-      if len(pending) == batch:
-        yield {k: np.stack([c[k] for c in pending]) for k in pending[0]}
-        pending = []
+      if arrays is None:
+        arrays = {k: _aligned_empty((batch, length) + v.shape[1:], v.dtype)
+                  for k, v in episode.items()}
+      for key, array in arrays.items():
+        array[filled] = episode[key][start:start + length]
+      filled += 1
+      if filled == batch:
+        yield arrays
+        arrays, filled = None, 0

@@ -37,6 +37,23 @@ def test_chunks_never_cross_an_episode_end(tmp_path):
       assert batch['marker'][row][0] != 4  # The 9-step episode is too short for a chunk.
 
 
+def test_batches_are_new_aligned_arrays_that_tensorflow_may_keep(tmp_path):
+  # TensorFlow takes a 64-byte aligned array without copying it, so a batch must never be
+  # written again once yielded.
+  for marker in range(3):
+    write(tmp_path, 30, marker)
+  rng = np.random.default_rng(0)
+  stream = loaders.make_loader('cache', tmp_path, rng, reader, every=5)
+  batches = list(itertools.islice(loaders.chunk_batches(stream, 4, 10, 1, rng), 6))
+  copies = [{k: v.copy() for k, v in b.items()} for b in batches]
+  for batch, copy in zip(batches, copies):
+    for key, value in batch.items():
+      assert value.ctypes.data % 64 == 0 and value.flags.c_contiguous, key
+      np.testing.assert_array_equal(value, copy[key])  # Unchanged by later batches.
+  for first, second in itertools.combinations(batches, 2):
+    assert not np.shares_memory(first['step'], second['step'])
+
+
 def test_several_chunks_per_episode_are_consecutive(tmp_path):
   write(tmp_path, 50, 0)
   rng = np.random.default_rng(1)
