@@ -15,7 +15,7 @@ TEST_ARGS ?= -n auto --maxprocesses 4 --dist worksteal --durations=15
 BENCH_ARGS ?=
 RENDER_PACKAGES := libegl1 libopengl0 libgl1-mesa-dri
 
-.PHONY: setup system train test benchmark clean
+.PHONY: setup system train test benchmark gpu-check clean
 
 setup: system $(STAMP)
 
@@ -41,6 +41,12 @@ test: setup
 
 benchmark: setup
 	$(VENV)/bin/python scripts/benchmark.py $(BENCH_ARGS)
+
+# On a GPU machine: TensorFlow's CUDA libraries, then the prepared check (scripts/gpu_check.py).
+GPU_CHECK_OUT ?= gpu_check.json
+gpu-check: setup
+	$(VENV)/bin/python -m pip install -q 'tensorflow[and-cuda]==2.21.0'
+	$(VENV)/bin/python scripts/gpu_check.py --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf $(VENV) *.egg-info

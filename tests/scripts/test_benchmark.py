@@ -86,3 +86,20 @@ def test_resize_sweep_refuses_a_task_that_is_not_atari():
   assert process.returncode == 2
   assert process.stderr.strip().splitlines() == [
       'error: --resize_sweep needs an Atari task such as atari_pong, not dummy']
+
+
+def test_pipeline_sweep_times_the_replay_path_of_training():
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
+             PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+  process = subprocess.run(
+      [sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), '--pipeline_sweep',
+       '--batch', '3', '5', '--pipeline_episodes', '4', '--pipeline_length', '12',
+       '--pipeline_batches', '3'],
+      capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+  assert process.returncode == 0, process.stderr[-3000:]
+  records = [json.loads(line) for line in process.stdout.splitlines()]
+  assert [r['metric'] for r in records] == ['pipeline_batches_per_second', 'peak_memory']
+  speed = records[0]
+  assert speed['value'] > 0 and speed['batch'] == [3, 5] and speed['loader'] == 'cache'
+  assert speed['episodes'] == 4 and speed['length'] == 12
+  assert isinstance(speed['cpu_flags'], list) and records[1]['value'] > 100
