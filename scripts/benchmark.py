@@ -6,6 +6,7 @@
     python scripts/benchmark.py --env_sweep walker_walk   # env stepping: 1, 2, 4 envs x isolation
     python scripts/benchmark.py --resize_sweep atari_pong # OpenCV vs scikit-image frame resizing
     python scripts/benchmark.py --pipeline_sweep          # replay -> batches, no model
+    python scripts/benchmark.py --collect_overhead        # collection's own cost per step
 
 Updates run on synthetic batches (random uint8 images and so on, in the layout of the
 replay), so no episodes on disk are needed. The agent, the batch of environments and the
@@ -45,8 +46,9 @@ def parse_args(argv):
                       'and 4 envs in each isolation mode (no TensorFlow is loaded)')
   parser.add_argument('--sweep_steps', type=int, default=100,
                       help='timed agent steps per env and setting of --env_sweep')
-  parser.add_argument('--sweep_envs', type=int, nargs='+', default=[1, 2, 4],
-                      help='env counts of --env_sweep')
+  parser.add_argument('--sweep_envs', type=int, nargs='+', default=None,
+                      help='env counts of --env_sweep (default 1 2 4) and --collect_overhead '
+                      '(default 1 8)')
   parser.add_argument('--sweep_isolation', nargs='+', default=['none', 'thread', 'process'],
                       choices=['none', 'thread', 'process'],
                       help='isolation modes of --env_sweep')
@@ -66,12 +68,18 @@ def parse_args(argv):
                       help='steps per episode of --pipeline_sweep')
   parser.add_argument('--pipeline_batches', type=int, default=200,
                       help='timed batches per shape of --pipeline_sweep')
+  parser.add_argument('--collect_overhead', action='store_true',
+                      help="only time what collection costs beside the environments and the "
+                      "policy's compiled call, on the dummy task for 1 and 8 envs in each "
+                      'isolation mode')
+  parser.add_argument('--overhead_steps', type=int, default=200,
+                      help='timed agent steps per env and setting of --collect_overhead')
   args = parser.parse_args(argv)
-  for name in ('updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames',
+  for name in ('overhead_steps', 'updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames',
                'pipeline_episodes', 'pipeline_length', 'pipeline_batches'):
     if getattr(args, name) < 1:
       parser.error(f'--{name} must be positive')
-  if min(args.sweep_envs) < 1:
+  if args.sweep_envs and min(args.sweep_envs) < 1:
     parser.error('--sweep_envs must be positive')
   return args
 
@@ -240,7 +248,11 @@ def resize_sweep(task, count, size=64):
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
   if args.env_sweep:
-    return env_sweep(args.env_sweep, args.sweep_steps, args.sweep_envs, args.sweep_isolation)
+    return env_sweep(args.env_sweep, args.sweep_steps, args.sweep_envs or [1, 2, 4],
+                     args.sweep_isolation)
+  if args.collect_overhead:
+    return collect_overhead(args.params, args.overhead_steps, args.sweep_envs or [1, 8],
+                            args.sweep_isolation)
   if args.pipeline_sweep:
     shapes = [tuple(args.batch)] if args.batch else [(50, 50), (16, 50)]
     return pipeline_sweep(args.params, shapes, args.pipeline_episodes, args.pipeline_length,
@@ -340,6 +352,90 @@ def pipeline_sweep(params, shapes, episodes, length, batches, warmup=5):
           tensorflow=tf.__version__, device=device_name(tf))), flush=True)
   print(json.dumps(dict(metric='peak_memory', value=round(peak_memory_mib(), 1), unit='MiB',
                         cpu_flags=cpu_flags())), flush=True)
+
+
+def raw_env_seconds(task, steps, seed=0):
+  """Seconds per step of one env of `task` in this process, with random actions."""
+  from dreamer.envs import registry
+  rng = np.random.default_rng(seed)
+  env = registry.make_env(task, seed=seed, action_repeat=1)
+  try:
+    env.reset()
+    start = time.perf_counter()
+    for _ in range(steps):
+      _, _, done, _ = env.step(env.act_space.sample(rng))
+      if done:
+        env.reset()
+    return (time.perf_counter() - start) / steps
+  finally:
+    env.close()
+
+
+def collect_overhead(params, steps, counts, isolations):
+  """Milliseconds per env step that collection spends outside the envs and the policy.
+
+  Runs the training collection (dreamer.training.collect) on the dummy task with a debug-
+  sized agent, timing the policy's compiled call (with the copy of its actions to the host)
+  and the batch of envs' step and reset calls. `loop_ms` is the rest of the wall time: the
+  collection's own bookkeeping. `isolation_ms` is the env calls' time beyond what the same
+  env takes stepped bare in this process: the threads' or worker processes' messaging.
+  """
+  import tensorflow as tf
+  from dreamer import config as config_lib
+  from dreamer.scripts import build
+  params = dict({'defaults': ['dreamer', 'debug']}, **config_lib.parse_params(params))
+  params['tasks'] = ['dummy']
+  raw = raw_env_seconds('dummy', 1000)
+  for isolation in isolations:
+    for count in counts:
+      config = train_script.build_config(dict(
+          params, isolate_envs=isolation, num_envs=count, action_repeat=1))
+      spec = dict(config.train_collects[0], num_episodes=0, num_steps=steps * count)
+      config = train_script.build_config(dict(
+          params, isolate_envs=isolation, num_envs=count, action_repeat=1,
+          train_collects=[spec]))
+      with tempfile.TemporaryDirectory() as run_dir:
+        collections, _ = build.collections(config, run_dir, lambda c, e: None, 'train')
+        try:
+          collection = collections[0]
+          agent = build.agent(config, collection.envs.obs_space, collection.envs.act_space,
+                              log=lambda *a: None)
+          timers = dict(policy=0.0, envs=0.0)
+
+          def timed(name, fn):
+            def wrapper(*args, **kwargs):
+              start = time.perf_counter()
+              try:
+                return fn(*args, **kwargs)
+              finally:
+                timers[name] += time.perf_counter() - start
+            return wrapper
+
+          def policy(obs, state, reset, scales):
+            action, state = agent.policy(obs, state, reset, scales, collection.planner,
+                                         collection.noise_type)
+            return action.numpy(), state
+
+          collection.run(policy, collection.noise(0))  # Traces the policy.
+          timers.update(policy=0.0, envs=0.0)
+          envs = collection.envs
+          envs.step, envs.reset = timed('envs', envs.step), timed('envs', envs.reset)
+          start = time.perf_counter()
+          collection.run(timed('policy', policy), collection.noise(0))
+          wall = time.perf_counter() - start
+        finally:
+          for other in collections:
+            other.envs.close()
+      env_steps = steps * count
+      loop = (wall - timers['policy'] - timers['envs']) / env_steps
+      isolation_cost = timers['envs'] / env_steps - raw
+      print(json.dumps(dict(
+          metric='collect_overhead_ms_per_env_step', value=round(1e3 * (loop + isolation_cost), 4),
+          unit='ms', loop_ms=round(1e3 * loop, 4), isolation_ms=round(1e3 * isolation_cost, 4),
+          policy_ms_per_call=round(1e3 * timers['policy'] / steps, 4),
+          raw_env_ms=round(1e3 * raw, 4), envs=count, isolation=isolation, task='dummy',
+          cpu_flags=cpu_flags(), tensorflow=tf.__version__, device=device_name(tf))),
+          flush=True)
 
 
 def time_updates(agent, data, args, report):

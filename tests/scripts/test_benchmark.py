@@ -103,3 +103,21 @@ def test_pipeline_sweep_times_the_replay_path_of_training():
   assert speed['value'] > 0 and speed['batch'] == [3, 5] and speed['loader'] == 'cache'
   assert speed['episodes'] == 4 and speed['length'] == 12
   assert isinstance(speed['cpu_flags'], list) and records[1]['value'] > 100
+
+
+def test_collect_overhead_splits_collection_time_by_isolation_and_env_count():
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
+             PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+  process = subprocess.run(
+      [sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), '--collect_overhead',
+       '--overhead_steps', '5', '--sweep_envs', '1', '2', '--sweep_isolation', 'none',
+       'process'], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+  assert process.returncode == 0, process.stderr[-3000:]
+  records = [json.loads(line) for line in process.stdout.splitlines()]
+  assert [(r['isolation'], r['envs']) for r in records] == [
+      ('none', 1), ('none', 2), ('process', 1), ('process', 2)]
+  for record in records:
+    assert record['metric'] == 'collect_overhead_ms_per_env_step' and record['unit'] == 'ms'
+    assert record['loop_ms'] > 0 and record['policy_ms_per_call'] > 0
+    assert record['raw_env_ms'] > 0 and record['task'] == 'dummy'
+    assert abs(record['value'] - record['loop_ms'] - record['isolation_ms']) < 1e-3
