@@ -75,8 +75,8 @@ def parse_args(argv):
   parser.add_argument('--overhead_steps', type=int, default=200,
                       help='timed agent steps per env and setting of --collect_overhead')
   args = parser.parse_args(argv)
-  for name in ('overhead_steps', 'updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames',
-               'pipeline_episodes', 'pipeline_length', 'pipeline_batches'):
+  for name in ('updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames',
+               'pipeline_episodes', 'pipeline_length', 'pipeline_batches', 'overhead_steps'):
     if getattr(args, name) < 1:
       parser.error(f'--{name} must be positive')
   if args.sweep_envs and min(args.sweep_envs) < 1:
@@ -417,7 +417,6 @@ def collect_overhead(params, steps, counts, isolations):
             return action.numpy(), state
 
           collection.run(policy, collection.noise(0))  # Traces the policy.
-          timers.update(policy=0.0, envs=0.0)
           envs = collection.envs
           envs.step, envs.reset = timed('envs', envs.step), timed('envs', envs.reset)
           start = time.perf_counter()

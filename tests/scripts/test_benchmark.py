@@ -88,14 +88,16 @@ def test_resize_sweep_refuses_a_task_that_is_not_atari():
       'error: --resize_sweep needs an Atari task such as atari_pong, not dummy']
 
 
-def test_pipeline_sweep_times_the_replay_path_of_training():
+def run_benchmark(*args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
              PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-  process = subprocess.run(
-      [sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), '--pipeline_sweep',
-       '--batch', '3', '5', '--pipeline_episodes', '4', '--pipeline_length', '12',
-       '--pipeline_batches', '3'],
-      capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+  return subprocess.run([sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), *args],
+                        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+
+
+def test_pipeline_sweep_times_the_replay_path_of_training():
+  process = run_benchmark('--pipeline_sweep', '--batch', '3', '5', '--pipeline_episodes', '4',
+                          '--pipeline_length', '12', '--pipeline_batches', '3')
   assert process.returncode == 0, process.stderr[-3000:]
   records = [json.loads(line) for line in process.stdout.splitlines()]
   assert [r['metric'] for r in records] == ['pipeline_batches_per_second', 'peak_memory']
@@ -106,12 +108,8 @@ def test_pipeline_sweep_times_the_replay_path_of_training():
 
 
 def test_collect_overhead_splits_collection_time_by_isolation_and_env_count():
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
-             PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-  process = subprocess.run(
-      [sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), '--collect_overhead',
-       '--overhead_steps', '5', '--sweep_envs', '1', '2', '--sweep_isolation', 'none',
-       'process'], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+  process = run_benchmark('--collect_overhead', '--overhead_steps', '5', '--sweep_envs', '1',
+                          '2', '--sweep_isolation', 'none', 'process')
   assert process.returncode == 0, process.stderr[-3000:]
   records = [json.loads(line) for line in process.stdout.splitlines()]
   assert [(r['isolation'], r['envs']) for r in records] == [
