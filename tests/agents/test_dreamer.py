@@ -64,6 +64,24 @@ def test_train_updates_every_objective_and_evaluate_does_not():
   assert all(changed.values()), changed
 
 
+def test_two_phase_gradients_equal_one_tape_over_all_losses():
+  """Behaviour learning runs after the model's gradients (to free the image activations
+  first); every objective's gradient must be the one a single tape over all losses gives."""
+  agent, _ = make_agent(debug=False)
+  data = batch(agent)
+  tf.random.set_seed(3)
+  _, _, grads = agent._replica_gradients(data)
+  tf.random.set_seed(3)
+  with tf.GradientTape(persistent=True) as tape:
+    losses, _ = agent._losses(data)
+  assert set(grads) == set(losses) >= {'model', 'action', 'value'}
+  for name, loss in losses.items():
+    expected = tape.gradient(loss, agent._variables[name])
+    assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in expected), name
+    for got, want in zip(grads[name], expected):
+      np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
 def test_cut_imagination_gradient_leaves_actor_without_gradient(monkeypatch):
   agent, _ = make_agent()
   original = actor_critic.imagine
