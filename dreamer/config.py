@@ -9,6 +9,7 @@ import io
 import math
 import os
 import pathlib
+import re
 
 import ruamel.yaml
 
@@ -62,7 +63,7 @@ _POSITIVE = [
 ]
 _NON_NEGATIVE = [
     'num_seed_episodes', 'num_seed_steps', 'collect_steps', 'imagination_horizon',
-    'collect_episodes', 'free_nats', 'loader_cache_size', 'model_layers', 'atari_noops',
+    'collect_episodes', 'free_nats', 'model_layers', 'atari_noops',
     'overshooting_distance', 'imagination_skip_last', 'progress_every', 'render_size',
 ]
 # Research options of the original that this implementation does not provide. Setting one
@@ -270,7 +271,28 @@ def _type_name(kind):
           list: 'a list', dict: 'a mapping'}[kind]
 
 
+_BYTE_UNITS = {'kb': 1e3, 'mb': 1e6, 'gb': 1e9, 'kib': 2 ** 10, 'mib': 2 ** 20, 'gib': 2 ** 30}
+
+
+def cache_size(value):
+  """loader_cache_size -> (most episodes, most bytes) the replay keeps; 0 means no bound.
+
+  An integer counts episodes; a string such as '2GB', '1.5 GiB' or '500MB' bounds the
+  bytes of the episodes kept in memory.
+  """
+  if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    return value, 0
+  match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*([kmg]i?b)\s*', str(value), re.IGNORECASE)
+  if isinstance(value, str) and match:
+    return 0, int(float(match.group(1)) * _BYTE_UNITS[match.group(2).lower()])
+  raise ConfigError(f'loader_cache_size must be a number of episodes (0: no bound) or a '
+                    f"size such as '2GB' or '500MB', got {value!r}")
+
+
 def _check(key, value, default):
+  if key == 'loader_cache_size':
+    cache_size(value)
+    return value
   if key in _CHOICES:
     choices = _CHOICES[key]
     if isinstance(value, str) and value not in choices and value.lower() in ('false', 'none'):

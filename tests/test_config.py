@@ -78,6 +78,9 @@ def test_state_component_keys_are_known_for_their_task():
     ({'train_collects': [{'bogus': 1}]}, 'Invalid key bogus'),
     ({'save_videos': 'avi'}, 'save_videos must be one of False, True, gif, mp4'),
     ({'save_videos': 1}, 'save_videos must be one of'),
+    ({'loader_cache_size': -1}, "loader_cache_size must be a number of episodes"),
+    ({'loader_cache_size': 'lots'}, "or a size such as '2GB'"),
+    ({'loader_cache_size': '2 TB'}, 'loader_cache_size must be'),
 ])
 def test_bad_values_fail_with_one_line(params, message):
   params = dict({'tasks': ['dummy']}, **params)
@@ -227,3 +230,11 @@ def test_invalid_config_yaml_fails_naming_the_file_and_line(tmp_path, text, line
   assert message.startswith(f'{path} is not valid YAML: ') and '\n' not in message
   assert f' at line {line}' in message
   assert message.endswith('fix that line or move it aside to start the run afresh')
+
+
+@pytest.mark.parametrize('value, bound', [
+    (0, (0, 0)), (500, (500, 0)), ('2GB', (0, 2 * 10 ** 9)), ('1.5 GiB', (0, 3 * 2 ** 29)),
+    ('500mb', (0, 5 * 10 ** 8))])
+def test_loader_cache_size_counts_episodes_or_bytes(value, bound):
+  config = build({'tasks': ['dummy'], 'loader_cache_size': value})
+  assert config_lib.cache_size(config.loader_cache_size) == bound

@@ -36,11 +36,13 @@ def _size(episode):
 
 
 def cache_loader(directory, every, rng, reader, max_size=0, window=None, recent=False,
-                 stats=None):
+                 stats=None, max_bytes=0):
   """Keeps loaded episodes in memory and yields `every` of them per round, then rescans.
 
   Args:
     max_size: most episodes kept in memory (oldest dropped first); 0 keeps all.
+    max_bytes: most bytes of episodes kept in memory (oldest dropped first, the newest
+      always kept); 0 keeps all.
     window: keep only the newest `window` files by name (the `window` loader).
     recent: draw half of each round from episodes that arrived since the last round.
     stats: a ReplayStats that is told the cache's size after every rescan.
@@ -71,6 +73,9 @@ def cache_loader(directory, every, rng, reader, max_size=0, window=None, recent=
         drop(name)
     if max_size:
       while len(cache) > max_size:
+        drop(next(iter(cache)))
+    if max_bytes:
+      while nbytes > max_bytes and len(cache) > 1:
         drop(next(iter(cache)))
     if stats is not None:
       stats.set(len(cache), steps, nbytes)
@@ -127,15 +132,16 @@ def _random_like(value, rng):
   return rng.standard_normal(value.shape).astype(value.dtype)
 
 
-def make_loader(kind, directory, rng, reader, every=1000, window=400, max_size=0, stats=None):
+def make_loader(kind, directory, rng, reader, every=1000, window=400, max_size=0, stats=None,
+                max_bytes=0):
   """An episode stream of the given kind; `stats` (a ReplayStats) follows what the cache
   loaders keep in memory; 'reload' and 'dummy' keep nothing, so it stays at zero."""
   if kind == 'cache':
-    return cache_loader(directory, every, rng, reader, max_size, stats=stats)
+    return cache_loader(directory, every, rng, reader, max_size, stats=stats, max_bytes=max_bytes)
   if kind == 'recent':
-    return cache_loader(directory, every, rng, reader, max_size, recent=True, stats=stats)
+    return cache_loader(directory, every, rng, reader, max_size, recent=True, stats=stats, max_bytes=max_bytes)
   if kind == 'window':
-    return cache_loader(directory, every, rng, reader, max_size, window=window, stats=stats)
+    return cache_loader(directory, every, rng, reader, max_size, window=window, stats=stats, max_bytes=max_bytes)
   if kind == 'reload':
     return reload_loader(directory, rng, reader)
   if kind == 'dummy':

@@ -24,11 +24,12 @@ def data_spec(directory, reader):
 
 
 def make_dataset(directory, *, batch, length, loader='cache', num_chunks=1, every=1000,
-                 window=400, cache_size=0, clip_rewards=False, pcont_scale=0.99, seed=0,
+                 window=400, cache_size=0, cache_bytes=0, clip_rewards=False, pcont_scale=0.99, seed=0,
                  prefetch=2, spec_directory=None, device=None, stats=None):
   """An infinite dataset of dicts of [batch, length, ...] arrays.
 
   Args:
+    cache_size, cache_bytes: most episodes, most bytes the replay keeps (0: no bound).
     stats: a loaders.ReplayStats to follow the size of the episodes kept in memory.
     spec_directory: where to read the data spec from when `directory` is still empty.
     device: e.g. '/gpu:0' to copy `prefetch` batches ahead onto that device, so that
@@ -47,7 +48,7 @@ def make_dataset(directory, *, batch, length, loader='cache', num_chunks=1, ever
     rng = np.random.default_rng(seed)
     stream = loaders.make_loader(
         loader, directory, rng, reader, every=every, window=window, max_size=cache_size,
-        stats=stats)
+        stats=stats, max_bytes=cache_bytes)
     for item in loaders.chunk_batches(stream, batch, length, num_chunks, rng):
       yield {k: item[k] for k in spec}
 

@@ -178,14 +178,16 @@ def datasets(config, run_dir, strategy=None, replay_stats=None, worker=0):
         pipeline.make_dataset(directory, batch=per_replica, seed=seed + 7919 * index,
                               **common, **kwargs)), size))
 
+  cache_episodes, cache_bytes = config_lib.cache_size(config.loader_cache_size)
+
   def train():
     return make(run_dir / 'train_episodes', batch, config.seed, loader=config.loader,
                 every=config.loader_every, window=config.loader_window,
-                cache_size=config.loader_cache_size, stats=replay_stats)
+                cache_size=cache_episodes, cache_bytes=cache_bytes, stats=replay_stats)
 
   def test():
     return make(run_dir / 'test_episodes', batch, config.seed + 1, loader='cache',
-                every=batch, cache_size=config.loader_cache_size,
+                every=batch, cache_size=cache_episodes, cache_bytes=cache_bytes,
                 spec_directory=run_dir / 'train_episodes')
 
   return train, test

@@ -86,6 +86,20 @@ def test_cache_size_bounds_memory(tmp_path):
   assert len(markers) == 2
 
 
+def test_cache_bytes_bound_memory_keeping_the_newest(tmp_path):
+  for marker in range(6):
+    write(tmp_path, 12, marker)
+  size = loaders._size(reader(episodes.load_episode(next(tmp_path.iterdir()))))[1]
+  stats = loaders.ReplayStats()
+  stream = loaders.cache_loader(tmp_path, 50, np.random.default_rng(3), reader,
+                                max_bytes=int(2.5 * size), stats=stats)
+  markers = {float(next(stream)['marker'][0]) for _ in range(50)}
+  newest = episodes.list_episodes(tmp_path)[-2:]  # The cache reads in name order.
+  assert markers == {float(episodes.load_episode(p)['marker'][0]) for p in newest}
+  kept, _, nbytes = stats.snapshot()
+  assert kept == 2 and nbytes <= 2.5 * size
+
+
 def test_dataset_batches_from_directory(tmp_path):
   from dreamer.data import pipeline
   for marker in range(3):
