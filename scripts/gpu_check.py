@@ -43,7 +43,7 @@ QUICK = dict(
     batch=(2, 4), updates=2, warmup=1, policy_steps=2, collect_steps=4,
     combos=[(32, False), ('bfloat16', False)],  # XLA compiles take long on a CPU.
     sweep_task='dummy', sweep_envs=(1, 2), sweep_steps=5,
-    train_params={'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 60,
+    train_params={'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
                   'imagination_horizon': 3, 'batch_shape': [5, 5]})
 
 

@@ -35,12 +35,24 @@ def max_difference(a, b):
   return max(float(np.max(np.abs(a[k] - b[k]))) for k in a if k != 'loss')
 
 
+def share_different(a, b, tolerance=1e-5):
+  """The share of all weights that differ by more than `tolerance`.
+
+  Not the largest difference: Adam steps a weight whose gradient is about zero by up to the
+  learning rate in the direction of that gradient's sign, so reduction-order noise of 1e-9
+  can move a rare weight by 1e-4 (seen on one run in many). Measured on this test's
+  3 updates: with the all-reduce no weight differs by more than 1e-7 from the single
+  process, without it 97 % differ by more than 1e-5."""
+  differences = np.concatenate([np.abs(a[k] - b[k]).ravel() for k in a if k != 'loss'])
+  return float(np.mean(differences > tolerance))
+
+
 @pytest.mark.timeout(420)
 def test_two_workers_make_the_update_of_one_process_on_the_whole_batch(tmp_path):
   first, second, single = train_two_workers(tmp_path)
   assert set(first) == set(single) and len(first) > 20
   assert max_difference(first, second) < 1e-6  # The workers hold the same weights.
-  assert max_difference(first, single) < 1e-4
+  assert share_different(first, single) < 0.01
   # Every worker's loss is the mean over the global batch.
   np.testing.assert_allclose(first['loss'], single['loss'], rtol=1e-4)
   np.testing.assert_allclose(second['loss'], single['loss'], rtol=1e-4)
@@ -50,8 +62,8 @@ def test_two_workers_make_the_update_of_one_process_on_the_whole_batch(tmp_path)
 def test_without_the_all_reduce_the_workers_drift_apart(tmp_path):
   first, second, single = train_two_workers(tmp_path, broken=True)
   # Each worker stepped along the gradient of its own half of the batch.
-  assert max_difference(first, single) > 1e-4
-  assert max_difference(first, second) > 1e-4
+  assert share_different(first, single) > 0.5
+  assert share_different(first, second) > 0.5
 
 
 def clear_cluster(monkeypatch):

@@ -137,14 +137,18 @@ def test_dead_env_worker_stops_the_run_and_keeps_its_data(tmp_path, monkeypatch)
   assert not set(multiprocessing.active_children()) - children
 
 
-def test_resume_falls_back_from_a_truncated_checkpoint(tmp_path, capsys):
+def test_resume_continues_from_the_last_readable_checkpoint(tmp_path, capsys):
   params = dict(SMOKE, checkpoint_every=10)  # Checkpoints after epoch 1 (20) and 2 (40).
   run(tmp_path, params)
   run_dir = tmp_path / '00001'
+  frames_before = [json.loads(l)['env_frames'] for l in open(run_dir / 'metrics.jsonl')][-1]
+  train_before = len(episodes.list_episodes(run_dir / 'train_episodes'))
+  # The newest checkpoint is damaged, as by a crash while it was written.
   index = run_dir / 'model.ckpt-40.index'
   index.write_bytes(index.read_bytes()[:20])
+  # Extend the finished run: drop DONE and raise max_steps in its stored config.
   (run_dir / 'DONE').unlink()
-  config = dict(config_lib.from_yaml((run_dir / 'config.yaml').read_text()), max_steps=60)
+  config = dict(config_lib.from_yaml((run_dir / 'config.yaml').read_text()), max_steps=80)
   (run_dir / 'config.yaml').write_text(config_lib.to_yaml(config))
   capsys.readouterr()
   run(tmp_path, params)
@@ -154,8 +158,15 @@ def test_resume_falls_back_from_a_truncated_checkpoint(tmp_path, capsys):
   assert f'Restored {run_dir}/model.ckpt-20 at ' in out
   assert 'Epoch 2 phase train' in out  # Epoch 2 is trained again from the checkpoint at 20.
   assert (run_dir / 'model.ckpt-40.index.damaged').exists()
-  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-60')
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-80')
   assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+  log = [json.loads(l) for l in open(run_dir / 'metrics.jsonl')]
+  assert max(r['env_frames'] for r in log) > frames_before
+  assert len(episodes.list_episodes(run_dir / 'train_episodes')) > train_before
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_dir)))
+  updates = [k for k in reader.get_variable_to_shape_map() if k.startswith('agent/updates')]
+  # 2 updates per 20-step epoch: 2 restored from step 20, then 6 more to step 80.
+  assert reader.get_tensor(updates[0]) == 8
 
 
 def cli_command(logdir, params):
@@ -171,47 +182,58 @@ def checkpoint_step(path):
   return int(re.search(r'model\.ckpt-(\d+)$', path).group(1))
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize('stop', ['kill_9', 'ctrl_c'])
-def test_kill_9_or_ctrl_c_then_the_same_command_resumes(tmp_path, stop):
+def start_and_stop(command, tmp_path, name, ready, stop):
+  """Starts the CLI in a session of its own, waits until ready(), then sends `stop` to its
+  process group (what a terminal's Ctrl-C or a scheduler's kill does); returns (exit code,
+  stdout, stderr)."""
+  out, err = tmp_path / f'{name}.log', tmp_path / f'{name}.err'
+  with open(out, 'w') as log, open(err, 'w') as errors:
+    process = subprocess.Popen(command, stdout=log, stderr=errors, env=cli_env(),
+                               start_new_session=True)
+    try:
+      deadline = time.time() + 150
+      while not ready():
+        assert process.poll() is None, out.read_text()[-3000:] + err.read_text()[-3000:]
+        assert time.time() < deadline, f'{name}: not ready in time'
+        time.sleep(0.05)
+      os.killpg(process.pid, stop)
+      process.wait(timeout=60)
+    finally:
+      process.kill()
+      process.wait()
+  return process.returncode, out.read_text(), err.read_text()
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_then_kill_9_then_the_same_command_resumes(tmp_path):
   run_dir = tmp_path / '00001'
   train_dir = run_dir / 'train_episodes'
-  params = dict(SMOKE, max_steps=100, checkpoint_every=10)
-  if stop == 'ctrl_c':
-    params['isolate_envs'] = 'process'  # Ctrl-C reaches the env workers too.
+  # Env worker processes, which Ctrl-C reaches too.
+  params = dict(SMOKE, max_steps=100, checkpoint_every=10, isolate_envs='process')
   command = cli_command(tmp_path, params)
-  log, errors = open(tmp_path / 'first.log', 'w'), open(tmp_path / 'first.err', 'w')
-  # A session of its own, so that a signal to its process group is what a terminal sends.
-  process = subprocess.Popen(command, stdout=log, stderr=errors, env=cli_env(),
-                             start_new_session=True)
-  try:
-    deadline = time.time() + 150
-    while not (list(run_dir.glob('model.ckpt-*.index')) and
-               len(episodes.list_episodes(train_dir)) >= 2):
-      assert process.poll() is None, (tmp_path / 'first.log').read_text()
-      assert time.time() < deadline, 'no checkpoint in time'
-      time.sleep(0.05)
-    if stop == 'kill_9':
-      os.kill(process.pid, signal.SIGKILL)
-    else:
-      os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=60)
-  finally:
-    process.kill()
-    process.wait()
-    log.close()
-    errors.close()
-  stderr = (tmp_path / 'first.err').read_text()
-  if stop == 'kill_9':
-    assert process.returncode == -signal.SIGKILL
-  else:
-    lines = [line for line in stderr.strip().splitlines() if not TF_NOISE.match(line)]
-    assert process.returncode == 130, stderr[-3000:]
-    assert lines == ['Interrupted; run the same command again to resume the unfinished '
-                     'run.'], stderr[-3000:]
-    assert not (run_dir / 'FAIL').exists()
-  assert not (run_dir / 'DONE').exists(), 'the first run ended before it was killed'
-  saved = checkpoint_step(tf.train.latest_checkpoint(str(run_dir)))
+
+  def latest_step():
+    latest = tf.train.latest_checkpoint(str(run_dir))
+    return checkpoint_step(latest) if latest else 0
+
+  code, _, stderr = start_and_stop(
+      command, tmp_path, 'first',
+      lambda: latest_step() and len(episodes.list_episodes(train_dir)) >= 2, signal.SIGINT)
+  lines = [line for line in stderr.strip().splitlines() if not TF_NOISE.match(line)]
+  assert code == 130, stderr[-3000:]
+  assert lines == ['Interrupted; run the same command again to resume the unfinished '
+                   'run.'], stderr[-3000:]
+  assert not (run_dir / 'FAIL').exists() and not (run_dir / 'DONE').exists()
+  first = latest_step()
+  assert first > 0
+
+  # The same command resumes; kill -9 it once it has saved a newer checkpoint.
+  code, stdout, _ = start_and_stop(command, tmp_path, 'second',
+                                   lambda: latest_step() > first, signal.SIGKILL)
+  assert code == -signal.SIGKILL
+  assert f'model.ckpt-{first} at ' in stdout and 'Collecting initial' not in stdout, stdout
+  assert not (run_dir / 'DONE').exists(), 'the second run ended before it was killed'
+  saved = latest_step()
   before = assert_episodes_load(train_dir, partial_ok=True)
   # What a kill in the middle of writing an episode leaves; the resumed run removes it.
   partial = train_dir / '.20200101T000000-0123456789abcdef0123456789abcdef-21.npz.tmp'
@@ -223,7 +245,7 @@ def test_kill_9_or_ctrl_c_then_the_same_command_resumes(tmp_path, stop):
                        r'\(global step (\d+)\)', result.stdout)
   assert restored, result.stdout[-3000:]
   step, frames = int(restored.group(3)), int(restored.group(2))
-  assert step == int(restored.group(1)) >= saved > 0 and frames > 0
+  assert step == int(restored.group(1)) >= saved > first and frames > 0
   assert 'Collecting initial' not in result.stdout  # The seed episodes are on disk already.
   assert f'Removed {partial.name}' in result.stdout and not partial.exists()
   first_epoch = int(re.search(r'Epoch (\d+) phase', result.stdout).group(1))

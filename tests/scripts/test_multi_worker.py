@@ -90,51 +90,14 @@ def train_episodes(run_dir):
 
 
 @pytest.mark.timeout(600)
-def test_two_workers_write_one_run_and_a_second_invocation_resumes_it(tmp_path):
+def test_two_workers_write_one_run_a_killed_worker_stops_the_other_and_the_run_resumes(
+    tmp_path):
+  # One run serves the whole life of a multi-worker run (its two worker processes are the
+  # slowest part of the suite): two workers train and checkpoint, one is killed, the other
+  # stops with one line, and the launcher's second invocation resumes and finishes it.
   logdir = tmp_path / 'logdir'
   run_dir = logdir / '00001'
-  out = launch(tmp_path, logdir, PARAMS)
-  assert '[worker 1] Worker 1 (127.0.0.1:' in out and ' of 2 joins run ' in out
-  assert '[worker 0] Data-parallel training over 2 replicas on 2 workers.' in out
-  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
-  # The chief's files are those of a single-process run; worker 1 adds only its episodes.
-  files = files_below(run_dir)
-  worker_files = [f for f in files if f.startswith('worker1/')]
-  assert worker_files and all(re.fullmatch(r'worker1/(train|test)_episodes/[^/]+\.npz', f)
-                              for f in worker_files), worker_files
-  assert sorted({f.split('/')[0] for f in files} - {'worker1'}) == [
-      'DONE', 'PING', 'checkpoint', 'config.yaml', 'metrics.jsonl',
-      'model.ckpt-20.data-00000-of-00001', 'model.ckpt-20.index', 'test', 'test_episodes',
-      'train', 'train_episodes']
-  assert len(list((run_dir / 'train').iterdir())) == len(list((run_dir / 'test').iterdir())) == 1
-  assert episodes.list_episodes(run_dir / 'worker1' / 'train_episodes')
-  # Env frames count the train episodes of both workers.
-  assert checkpoint_frames(run_dir) == FRAMES_PER_EPISODE * len(train_episodes(run_dir))
-  assert not list((tmp_path / 'scratch').glob('dreamer-worker-checkpoint-*'))  # Deleted.
-  records = [json.loads(line) for line in open(run_dir / 'metrics.jsonl')]
-  before = records[-1]['env_frames']
-
-  extend(run_dir, 40)
-  out = launch(tmp_path, logdir, PARAMS)
-  assert restored_number(out, 0) == restored_number(out, 1) == 20
-  assert 'Collecting initial' not in out  # Both workers' seed episodes are on disk already.
-  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-40')
-  assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
-  records = [json.loads(line) for line in open(run_dir / 'metrics.jsonl')]
-  assert records[-1]['env_frames'] > before
-  assert checkpoint_frames(run_dir) == FRAMES_PER_EPISODE * len(train_episodes(run_dir))
-  assert [f for f in files_below(run_dir) if 'ckpt' in f or 'tfevents' in f] == [
-      'model.ckpt-20.data-00000-of-00001', 'model.ckpt-20.index',
-      'model.ckpt-40.data-00000-of-00001', 'model.ckpt-40.index'] + sorted(
-          str(p.relative_to(run_dir)) for p in run_dir.glob('t*/events.out.tfevents.*'))
-  assert all(p.parent.parent == run_dir for p in run_dir.rglob('events.out.tfevents.*'))
-  assert not list((tmp_path / 'scratch').glob('dreamer-worker-checkpoint-*'))
-
-
-@pytest.mark.timeout(600)
-def test_a_killed_worker_stops_the_other_with_one_line_and_the_run_resumes(tmp_path):
-  logdir = tmp_path / 'logdir'
-  run_dir = logdir / '00001'
+  scratch = tmp_path / 'scratch'
   addresses = [f'127.0.0.1:{port}' for port in load_launcher().free_ports(2)]
   params = dict(PARAMS, max_steps=400, checkpoint_every=10)
   logs = [(open(tmp_path / f'worker{i}.out', 'w'), open(tmp_path / f'worker{i}.err', 'w'))
@@ -161,6 +124,9 @@ def test_a_killed_worker_stops_the_other_with_one_line_and_the_run_resumes(tmp_p
     for out, err in logs:
       out.close()
       err.close()
+  first = [(tmp_path / f'worker{i}.out').read_text() for i in range(2)]
+  assert f'Worker 1 ({addresses[1]}) of 2 joins run ' in first[1], first[1][-3000:]
+  assert 'Data-parallel training over 2 replicas on 2 workers.' in first[0], first[0][-3000:]
   assert processes[0].returncode == 1 and stopped_after < 120
   lines = errors((tmp_path / 'worker0.err').read_text())
   assert len(lines) == 1, lines
@@ -175,12 +141,37 @@ def test_a_killed_worker_stops_the_other_with_one_line_and_the_run_resumes(tmp_p
   for name in reader.get_variable_to_shape_map():
     reader.get_tensor(name)
   saved = int(re.search(r'model\.ckpt-(\d+)$', latest).group(1))
+  frames_saved = checkpoint_frames(run_dir)
+  episodes_before = set(train_episodes(run_dir))
+  leftovers = set(scratch.glob('dreamer-worker-checkpoint-*'))  # The killed worker's.
 
   extend(run_dir, saved + 20)  # One more epoch, to keep the test short.
   out = launch(tmp_path, logdir, params)
+  assert '[worker 1] Worker 1 (127.0.0.1:' in out and ' of 2 joins run ' in out
+  assert '[worker 0] Data-parallel training over 2 replicas on 2 workers.' in out
   assert restored_number(out, 0) == restored_number(out, 1) == saved
+  assert 'Collecting initial' not in out  # Both workers' seed episodes are on disk already.
   assert tf.train.latest_checkpoint(str(run_dir)).endswith(f'model.ckpt-{saved + 20}')
   assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
+  # The chief's files are those of a single-process run; worker 1 adds only its episodes.
+  files = files_below(run_dir)
+  worker_files = [f for f in files if f.startswith('worker1/')]
+  assert worker_files and all(re.fullmatch(r'worker1/(train|test)_episodes/[^/]+\.npz', f)
+                              for f in worker_files), worker_files
+  tops = {f.split('/')[0] for f in files} - {'worker1'}
+  assert sorted(f for f in tops if 'ckpt' not in f) == [
+      'DONE', 'PING', 'checkpoint', 'config.yaml', 'metrics.jsonl', 'test', 'test_episodes',
+      'train', 'train_episodes']
+  assert {f'model.ckpt-{saved + 20}.index', f'model.ckpt-{saved}.index'} <= tops
+  assert all(p.parent.parent == run_dir for p in run_dir.rglob('events.out.tfevents.*'))
+  # One event file per directory and invocation, all the chief's.
+  assert len(list((run_dir / 'train').iterdir())) == len(list((run_dir / 'test').iterdir())) == 2
+  assert episodes.list_episodes(run_dir / 'worker1' / 'train_episodes')
+  # Env frames count the new train episodes of both workers.
+  new = set(train_episodes(run_dir)) - episodes_before
+  assert new and any('worker1' in str(path) for path in new)
+  assert checkpoint_frames(run_dir) - frames_saved == FRAMES_PER_EPISODE * len(new)
+  assert set(scratch.glob('dreamer-worker-checkpoint-*')) <= leftovers  # Deleted.
 
 
 @pytest.mark.timeout(300)

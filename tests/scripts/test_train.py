@@ -110,26 +110,6 @@ def test_actor_only(tmp_path):
   assert 'actor/loss' in tags and 'value/loss' not in tags
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path):
-  run(tmp_path, SMOKE)
-  run_dir = tmp_path / '00001'
-  frames_before = [json.loads(l)['env_frames'] for l in open(run_dir / 'metrics.jsonl')][-1]
-  train_before = len(episodes.list_episodes(run_dir / 'train_episodes'))
-  # Extend the finished run: drop DONE and raise max_steps in its stored config.
-  (run_dir / 'DONE').unlink()
-  config = dict(config_lib.from_yaml((run_dir / 'config.yaml').read_text()), max_steps=80)
-  (run_dir / 'config.yaml').write_text(config_lib.to_yaml(config))
-  run(tmp_path, SMOKE)
-  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-80')
-  log = [json.loads(l) for l in open(run_dir / 'metrics.jsonl')]
-  new = log[len(log) - len([r for r in log if r['env_frames'] > frames_before]):]
-  assert new and min(r['env_frames'] for r in new) > frames_before
-  assert len(episodes.list_episodes(run_dir / 'train_episodes')) > train_before
-  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_dir)))
-  updates = [k for k in reader.get_variable_to_shape_map() if k.startswith('agent/updates')]
-  assert reader.get_tensor(updates[0]) == 8  # 2 updates per 20-step epoch: 4, then 4 more.
-
-
 def test_num_runs_with_fresh_directories(tmp_path):
   run(tmp_path, dict(SMOKE, max_steps=10), num_runs=2, resume_runs=False)
   assert sorted(p.name for p in tmp_path.iterdir()) == ['00001', '00002']
