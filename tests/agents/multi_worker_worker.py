@@ -5,12 +5,12 @@ on the chief the same updates by one process on the whole batches.
     python multi_worker_worker.py OUT_DIR
 
 writes OUT_DIR/worker<k>.npz (this worker's variables after the updates, and `loss`, the
-model loss of each update) and, on the chief, OUT_DIR/single.npz. With
-BREAK_AGGREGATION=1 the replicas skip the all-reduce of their gradients, so each applies
-the gradient of its own share only: the test checks that this shows.
+model loss of each update) and, on the chief, OUT_DIR/single.npz. Then a second agent,
+from the same initial values, makes the same updates with the all-reduce of the replicas'
+gradients skipped, so that each applies the gradient of its own share only; it writes
+OUT_DIR/broken<k>.npz. One launch serves both tests: starting a cluster is the slow part.
 """
 
-import os
 import pathlib
 import sys
 
@@ -25,35 +25,47 @@ from tests.agents.fixed_update import ACT, OBS, PARAMS, make_batch
 UPDATES = 3
 
 
+def train(agent, strategy):
+  losses = []
+  for update in range(UPDATES):
+    data = make_batch(agent.action_size, seed=update)
+    if strategy is not None:
+      # Replica i (worker i here: one CPU each) gets the i-th slice of the global batch.
+      data = distribute.split_batch(strategy, data)
+    losses.append(float(agent.train(data)['loss/model']))
+  return losses
+
+
+def save(path, agent, losses):
+  np.savez(path, loss=losses, **{f'v{i}': v.numpy() for i, v in enumerate(agent.variables)})
+
+
 def main(out):
-  if os.environ.get('BREAK_AGGREGATION') == '1':
-    distribute.sum_gradients = lambda grads: grads
+  out = pathlib.Path(out)
   config = config_lib.build_config(
       dict(PARAMS, distribute='multi_worker'), registry.state_components_checked)
   strategy = build.strategy(config)  # The cluster of TF_CONFIG.
   workers = distribute.Workers.of(strategy)
   # Every worker starts from the chief's initial values, which the strategy broadcasts.
   agent = build.agent(config, OBS, ACT, strategy)
-  single = None
+  initial = [v.numpy() for v in agent.variables]
+  broken = build.agent(config, OBS, ACT, strategy)
+  for source, target in zip(initial, broken.variables):
+    target.assign(source)
+  save(out / f'worker{workers.rank}.npz', agent, train(agent, strategy))
   if workers.is_chief:
     single = build.agent(
         config_lib.build_config(PARAMS, registry.state_components_checked), OBS, ACT)
-    for source, target in zip(agent.variables, single.variables):
-      target.assign(source.numpy())
-  losses, single_losses = [], []
-  for update in range(UPDATES):
-    data = make_batch(agent.action_size, seed=update)
-    # Replica i (worker i here: one CPU each) gets the i-th slice of the global batch.
-    metrics = agent.train(distribute.split_batch(strategy, data))
-    losses.append(float(metrics['loss/model']))
-    if single is not None:
-      single_losses.append(float(single.train(data)['loss/model']))
-  out = pathlib.Path(out)
-  np.savez(out / f'worker{workers.rank}.npz', loss=losses,
-           **{f'v{i}': v.numpy() for i, v in enumerate(agent.variables)})
-  if single is not None:
-    np.savez(out / 'single.npz', loss=single_losses,
-             **{f'v{i}': v.numpy() for i, v in enumerate(single.variables)})
+    for source, target in zip(initial, single.variables):
+      target.assign(source)
+    save(out / 'single.npz', single, train(single, None))
+  # The broken agent's train step is traced now, after `agent`'s, with the all-reduce gone.
+  real = distribute.sum_gradients
+  distribute.sum_gradients = lambda grads: grads
+  try:
+    save(out / f'broken{workers.rank}.npz', broken, train(broken, strategy))
+  finally:
+    distribute.sum_gradients = real
   print(f'worker {workers.rank} of {workers.count}: {UPDATES} updates, '
         f'{strategy.num_replicas_in_sync} replicas')
 

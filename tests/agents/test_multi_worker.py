@@ -16,19 +16,21 @@ from dreamer.agents import distribute
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def train_two_workers(out, broken=False):
-  """Runs multi_worker_worker.py as 2 workers; returns their variables and the reference's."""
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """Runs multi_worker_worker.py as 2 workers; returns the variables of both workers, of
+  the single-process reference, and of both workers without the all-reduce."""
+  out = tmp_path_factory.mktemp('multi_worker')
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
              PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-  if broken:
-    env['BREAK_AGGREGATION'] = '1'
   command = [sys.executable, str(ROOT / 'scripts' / 'launch_workers.py'), '--workers', '2',
              '--', sys.executable, str(ROOT / 'tests' / 'agents' / 'multi_worker_worker.py'),
              str(out)]
   process = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
   assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-3000:]
   assert '[worker 1] worker 1 of 2: 3 updates, 2 replicas' in process.stdout
-  return [dict(np.load(out / f'{name}.npz')) for name in ('worker0', 'worker1', 'single')]
+  names = ('worker0', 'worker1', 'single', 'broken0', 'broken1')
+  return {name: dict(np.load(out / f'{name}.npz')) for name in names}
 
 
 def max_difference(a, b):
@@ -48,8 +50,8 @@ def share_different(a, b, tolerance=1e-5):
 
 
 @pytest.mark.timeout(420)
-def test_two_workers_make_the_update_of_one_process_on_the_whole_batch(tmp_path):
-  first, second, single = train_two_workers(tmp_path)
+def test_two_workers_make_the_update_of_one_process_on_the_whole_batch(trained):
+  first, second, single = trained['worker0'], trained['worker1'], trained['single']
   assert set(first) == set(single) and len(first) > 20
   assert max_difference(first, second) < 1e-6  # The workers hold the same weights.
   assert share_different(first, single) < 0.01
@@ -59,8 +61,8 @@ def test_two_workers_make_the_update_of_one_process_on_the_whole_batch(tmp_path)
 
 
 @pytest.mark.timeout(420)
-def test_without_the_all_reduce_the_workers_drift_apart(tmp_path):
-  first, second, single = train_two_workers(tmp_path, broken=True)
+def test_without_the_all_reduce_the_workers_drift_apart(trained):
+  first, second, single = trained['broken0'], trained['broken1'], trained['single']
   # Each worker stepped along the gradient of its own half of the batch.
   assert share_different(first, single) > 0.5
   assert share_different(first, second) > 0.5

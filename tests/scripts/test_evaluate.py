@@ -4,25 +4,17 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 
 import imageio.v3 as iio
 import pytest
 
 from dreamer import config as config_lib
 from dreamer.scripts import evaluate
-from dreamer.scripts import train
-from tests.scripts import test_train
-
-SMOKE = dict(test_train.SMOKE, max_steps=20)
 
 
 @pytest.fixture(scope='module')
-def run_dir(tmp_path_factory):
-  logdir = tmp_path_factory.mktemp('logs')
-  train.main(types.SimpleNamespace(logdir=str(logdir), params=SMOKE, num_runs=1,
-                                   resume_runs=True, ping_every=0))
-  return logdir / '00001'
+def run_dir(debug_run):
+  return debug_run[0] / '00001'  # The smoke config, checkpoints at 20 and 40 (conftest.py).
 
 
 def cli(*args):
@@ -36,7 +28,7 @@ def test_evaluate_prints_returns_and_writes_a_video(run_dir, tmp_path):
   result = cli('--logdir', str(run_dir), '--episodes', '2', '--video', str(video))
   assert result.returncode == 0, result.stderr
   lines = result.stdout.strip().splitlines()
-  assert lines[0].startswith('Evaluating model.ckpt-20 (1000 env frames of training) on dummy')
+  assert lines[0].startswith('Evaluating model.ckpt-40 (2000 env frames of training) on dummy')
   episodes = [line for line in lines if line.startswith('Episode ')]
   assert len(episodes) == 2 and all('length 20' in line for line in episodes)
   returns = [float(line.split('return ')[1].split(',')[0]) for line in episodes]

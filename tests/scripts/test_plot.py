@@ -4,15 +4,13 @@ import importlib.util
 import json
 import pathlib
 import subprocess
+import shutil
 import sys
-import types
 
 import numpy as np
 import pytest
 
 from dreamer import config as config_lib
-from dreamer.scripts import train
-from tests.scripts.test_train import SMOKE
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'scripts' / 'plot.py'
 
@@ -44,10 +42,14 @@ def fake_run(run_dir, task, points):
 
 
 @pytest.fixture(scope='module')
-def two_runs(tmp_path_factory):
+def two_runs(debug_run, tmp_path_factory):
+  """The shared smoke run (tests/conftest.py) as the two seeds 00001 and 00002 of a method:
+  what plot.py reads of a run, its config.yaml and metrics.jsonl, copied."""
   logdir = tmp_path_factory.mktemp('logs') / 'dreamer_debug'
-  train.main(types.SimpleNamespace(logdir=str(logdir), params=SMOKE, num_runs=2,
-                                   resume_runs=True, ping_every=0))
+  for name in ('00001', '00002'):
+    (logdir / name).mkdir(parents=True)
+    for file in ('config.yaml', 'metrics.jsonl'):
+      shutil.copy(debug_run[0] / '00001' / file, logdir / name / file)
   return logdir
 
 

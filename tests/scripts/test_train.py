@@ -56,14 +56,14 @@ def check_run(run_dir, action_size=5):
   return tags
 
 
-def test_dreamer_debug(tmp_path):
-  done = run(tmp_path, SMOKE)
+def test_dreamer_debug(debug_run):
+  logdir, done = debug_run  # The smoke config with MP4 videos (tests/conftest.py).
   assert [os.path.basename(d) for d in done] == ['00001']
-  tags = check_run(tmp_path / '00001')
+  tags = check_run(logdir / '00001')
   assert {'actor/loss', 'actor/grad_norm', 'value/loss', 'value/grad_norm'} <= tags
-  config = config_lib.from_yaml((tmp_path / '00001' / 'config.yaml').read_text())
+  config = config_lib.from_yaml((logdir / '00001' / 'config.yaml').read_text())
   assert config['model_size'] == 10 and config['max_steps'] == 40
-  line = train.summary(tmp_path / '00001')
+  line = train.summary(logdir / '00001')
   assert line.startswith('00001: test return random play ') and ' at 2000 env frames (' in line
 
 

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import types
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,20 +21,16 @@ import urllib.request
 import imageio.v3 as iio
 import pytest
 
-from dreamer.scripts import train
 from tests.scripts import test_train
 
-SMOKE = dict(test_train.SMOKE, save_videos='mp4')
+SMOKE = test_train.SMOKE  # With save_videos: mp4 in the shared run.
 RUN = '00001'
 STARTUP_SECONDS = 90  # A bound for a loaded machine, not a speed requirement.
 
 
 @pytest.fixture(scope='module')
-def logdir(tmp_path_factory):
-  logdir = tmp_path_factory.mktemp('logs')
-  train.main(types.SimpleNamespace(logdir=str(logdir), params=SMOKE, num_runs=1,
-                                   resume_runs=True, ping_every=0))
-  return logdir
+def logdir(debug_run):
+  return debug_run[0]  # A finished run of SMOKE (tests/conftest.py).
 
 
 def free_port():
