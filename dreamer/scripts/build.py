@@ -130,6 +130,9 @@ def strategy(config):
   if config.distribute == 'multi_worker' and config.jit:
     raise BuildError('jit: True is not supported with distribute: multi_worker (untested); '
                      'use jit with mirrored or on one device')
+  if config.distribute == 'multi_worker' and config.collect_in_background:
+    raise BuildError('collect_in_background: True is not supported with distribute: '
+                     'multi_worker (the workers collect in lock-step); set it to False')
   cluster = None
   if config.distribute == 'multi_worker':
     try:

@@ -68,6 +68,7 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
   from dreamer.data import episodes
   from dreamer.data import loaders
   from dreamer.scripts import build
+  from dreamer.training import background
   from dreamer.training import checkpoints
   from dreamer.training import logger as logger_lib
   from dreamer.training import loop
@@ -121,6 +122,13 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
     agent = build.agent(config, first.obs_space, first.act_space, strategy, log=log)
     count = sum(int(np.prod(v.shape)) for v in agent.trainable_variables)
     log(f'Graph contains {count} trainable variables.')
+    collector = None
+    if config.collect_in_background:
+      # A second agent of the same config acts, with the weights of the last update.
+      acting = build.agent(config, first.obs_space, first.act_space, strategy,
+                           log=lambda line: None)
+      collector = background.BackgroundCollector(agent, acting)
+      log('Train collections run in a background thread beside the updates.')
     replay_stats = loaders.ReplayStats()
     train_batches, test_batches = build.datasets(
         config, run_dir, strategy, replay_stats, rank)
@@ -134,7 +142,7 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
         num_seed_episodes=config.num_seed_episodes, num_seed_steps=config.num_seed_steps,
         seed=config.seed + rank, video_format=video_format(config),
         progress_every=config.progress_every, replay_stats=replay_stats, workers=workers,
-        log=log)
+        background=collector, log=log)
     trainer.restore()
     trainer.seed()
     yield from trainer.run()
@@ -147,6 +155,8 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
     latest = trainer.checkpoints.latest if trainer else tf.train.latest_checkpoint(str(run_dir))
     raise _lost_workers(e, workers, latest or '') from None
   finally:
+    if trainer is not None:
+      trainer.stop_background()  # Before its envs close.
     for batch in envs:
       batch.close()
     if logger is not None:

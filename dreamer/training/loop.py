@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from dreamer.agents import distribute
 from dreamer.data import episodes as episodes_lib
+from dreamer.training import background as background_lib
 from dreamer.training import checkpoints as checkpoints_lib
 from dreamer.training import collect as collect_lib
 from dreamer.training import logger as logger_lib
@@ -59,13 +60,17 @@ class Trainer:
       worker runs this same loop in lock-step (the schedule counts trainer steps, which
       advance together); only the chief writes checkpoints, summaries and videos, and
       env frames count the episodes of all workers. None: one process.
+    background: a dreamer.training.background.BackgroundCollector to run the train
+      collections in a thread while the next updates run (collect_in_background), or None
+      to collect between updates. Its episodes are saved as they finish and counted in
+      this thread when the collection has ended.
   """
 
   def __init__(self, *, agent, logger, run_dir, train_batches, test_batches,
                train_collections, test_collections, seed_collections, batch, train_steps,
                test_steps, max_steps, train_log_every, checkpoint_every, num_seed_episodes,
                num_seed_steps, seed=0, video_format=None, progress_every=10.0, replay_stats=None,
-               workers=None, log=print):
+               workers=None, background=None, log=print):
     self.agent = agent
     self.logger = logger
     self._dir = run_dir
@@ -98,6 +103,8 @@ class Trainer:
         self.checkpoint, run_dir, keep=2, log=log, chief=self._workers.is_chief)
     self._pending = collections.defaultdict(list)
     self._unchecked = []  # Train losses (tensors) not yet checked for NaN and inf.
+    self._background = background
+    self._deferred = []  # Episodes a background collection saved, to count and log here.
     self._timer = (time.time(), 0, 0)
 
   @property
@@ -203,6 +210,13 @@ class Trainer:
     path = episodes_lib.save_episode(directory, episode)
     length = len(episode['reward']) - 1
     score = float(episode['reward'].sum())
+    args = (name, path, length, score, directory, mode, repeat, task)
+    if self._background is not None and self._background.busy:
+      self._deferred.append(args)  # In the collection's thread: counted by the trainer's.
+    else:
+      self._count(*args)
+
+  def _count(self, name, path, length, score, directory, mode, repeat, task):
     if mode == 'train':
       self.env_frames.assign_add(length * repeat)
       self._unshared += length * repeat
@@ -233,6 +247,7 @@ class Trainer:
       step = int(self.global_step.numpy())
       epoch, phase, phase_step = self._schedule(step)
       if phase != last_phase:
+        self._finish_background()  # A phase starts with every train episode counted.
         self._log('-' * 50)
         self._log(f'Epoch {epoch + 1} phase {phase} (phase step {phase_step}, '
                   f'global step {step}, env frames {self.frames}).')
@@ -246,14 +261,18 @@ class Trainer:
         metrics = self._train(data)
         self.global_step.assign_add(self._batch)
         self._pending['metrics'].append(metrics)
-        collected = False
-        for collection in self._train_collections:
-          if collection.due(phase_step, self._batch):
-            self._check_finite()  # A diverged policy would only act with NaN.
-            self._collect(collection, phase_step)
-            collected = True
-        if collected:
-          self._share_frames()
+        due = [c for c in self._train_collections if c.due(phase_step, self._batch)]
+        if due:
+          self._check_finite()  # A diverged policy would only act with NaN.
+          if self._background is not None:
+            self._finish_background()
+            acting = self._background.acting
+            self._background.start(
+                lambda due=due, step=phase_step: [self._collect(c, step, acting) for c in due])
+          else:
+            for collection in due:
+              self._collect(collection, phase_step)
+            self._share_frames()
         if self._schedule.fires(phase_step, self._print_every) or phase_step == 0:
           self._print_progress()
         if self._schedule.fires(phase_step, self._train_log_every):
@@ -280,14 +299,36 @@ class Trainer:
         if self._schedule.fires(phase_step, self._checkpoint_every):
           self.save()
         yield score
+    self._finish_background()
     self.save()
     self.logger.flush()
 
-  def _collect(self, collection, phase_step):
+  def _finish_background(self):
+    """Waits for the background collection in flight and counts its episodes."""
+    if self._background is None:
+      return
+    try:
+      self._background.wait()
+    finally:
+      deferred, self._deferred = self._deferred, []
+      for args in deferred:
+        self._count(*args)
+
+  def stop_background(self):
+    """Ends a background collection in flight (the run stops); its saved episodes stay."""
+    if self._background is not None:
+      self._background.stop()
+      self._deferred = []
+
+  def _collect(self, collection, phase_step, agent=None):
+    """Runs a collection with the policy of `agent` (default: the trained agent)."""
     noise = collection.noise(phase_step)
+    agent = agent or self.agent
 
     def policy(obs, state, reset, scales):
-      action, state = self.agent.policy(
+      if self._background is not None and self._background.stopping:
+        raise background_lib.Stopped()
+      action, state = agent.policy(
           obs, state, reset, scales, collection.planner, collection.noise_type)
       action = action.numpy()
       if not np.isfinite(action).all():  # The agent makes a diverged env's action NaN.

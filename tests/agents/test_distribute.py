@@ -78,3 +78,8 @@ def test_config_choices_and_refusals():
   with pytest.raises(build.BuildError, match='jit: True is not supported with distribute: '
                      'multi_worker'):
     build.strategy(config)
+  config = config_lib.build_config(
+      dict(params, distribute='multi_worker', collect_in_background=True))
+  with pytest.raises(build.BuildError, match='collect_in_background: True is not supported '
+                     'with distribute: multi_worker'):
+    build.strategy(config)
