@@ -27,13 +27,14 @@ def rendered(config, task_name):
 
 
 def isolation(config, task_name):
+  """Where the task's envs run. Rendering with Mesa in the trainer's process crashes once
+  TensorFlow is loaded; MuJoCo there without rendering trains, but the process aborts at
+  exit (`free(): invalid pointer`, exit code 134). So DeepMind Control and every rendered
+  task always run in spawned worker processes."""
   mode = config.isolate_envs
-  if mode == 'auto':
-    return 'process' if rendered(config, task_name) else 'thread'
-  if mode != 'process' and rendered(config, task_name):
-    # Rendering with Mesa in the trainer's process crashes once TensorFlow is loaded.
+  if rendered(config, task_name) or registry.get_task(task_name).family == 'dmc':
     return 'process'
-  return mode
+  return 'thread' if mode == 'auto' else mode
 
 
 def action_repeat(config, task_name):
