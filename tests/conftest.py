@@ -1,7 +1,6 @@
 """Test-wide settings: quiet TensorFlow, headless rendering; a finished run to inspect."""
 
 import os
-import types
 
 import pytest
 
@@ -15,11 +14,7 @@ def debug_run(tmp_path_factory):
   that several modules only read (train's checks, evaluate, plot, TensorBoard): one
   training run per test worker instead of one per module. Returns (logdir, the run
   directories train.main reported done)."""
-  from dreamer.scripts import train
-  from tests.scripts.test_train import SMOKE
+  from tests.scripts.test_train import SMOKE, run
 
   logdir = tmp_path_factory.mktemp('debug_run')
-  done = train.main(types.SimpleNamespace(
-      logdir=str(logdir), params=dict(SMOKE, save_videos='mp4', checkpoint_every=10), num_runs=1,
-      resume_runs=True, ping_every=0))
-  return logdir, done
+  return logdir, run(logdir, dict(SMOKE, save_videos='mp4', checkpoint_every=10))

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 
 import numpy as np
 import pytest
@@ -25,12 +24,7 @@ from dreamer.scripts import train
 from tests.agents.test_dreamer import poison_posterior
 from tests.envs import worker_envs
 from tests.scripts.test_train import SMOKE
-
-
-def run(logdir, params):
-  args = types.SimpleNamespace(logdir=str(logdir), params=params, num_runs=1,
-                               resume_runs=True, ping_every=0)
-  return train.main(args)
+from tests.scripts.test_train import run
 
 
 def assert_finite_checkpoint(path):
