@@ -70,6 +70,7 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
   from dreamer.scripts import build
   from dreamer.training import background
   from dreamer.training import checkpoints
+  from dreamer.training import divergence
   from dreamer.training import logger as logger_lib
   from dreamer.training import loop
 
@@ -78,7 +79,7 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
   rank = 0 if workers is None else workers.rank
   own = build.worker_dir(run_dir, rank)
   envs, logger, trainer = [], None, None
-  stopped = (parallel.EnvError, loop.Diverged, checkpoints.CheckpointError, OSError)
+  stopped = (parallel.EnvError, divergence.Diverged, checkpoints.CheckpointError, OSError)
   try:
     resuming = (run_dir / 'config.yaml').exists()
     if chief:

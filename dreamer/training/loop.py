@@ -5,7 +5,6 @@ user sees is indexed by environment frames.
 """
 
 import collections
-import re
 import time
 
 import numpy as np
@@ -16,13 +15,10 @@ from dreamer.data import episodes as episodes_lib
 from dreamer.training import background as background_lib
 from dreamer.training import checkpoints as checkpoints_lib
 from dreamer.training import collect as collect_lib
+from dreamer.training import divergence
 from dreamer.training import logger as logger_lib
 from dreamer.training import memory
 from dreamer.training import summaries
-
-
-class Diverged(RuntimeError):
-  """A loss became NaN or infinite; the weights in memory are not worth saving."""
 
 
 class Schedule:
@@ -102,7 +98,7 @@ class Trainer:
     self.checkpoints = checkpoints_lib.Checkpoints(
         self.checkpoint, run_dir, keep=2, log=log, chief=self._workers.is_chief)
     self._pending = collections.defaultdict(list)
-    self._unchecked = []  # Train losses (tensors) not yet checked for NaN and inf.
+    self._guard = divergence.Guard(self.checkpoints, lambda: self.frames)
     self._background = background
     self._deferred = []  # Episodes a background collection saved, to count and log here.
     self._timer = (time.time(), 0, 0)
@@ -129,48 +125,11 @@ class Trainer:
 
   def save(self):
     """Saves the weights, unless training diverged: NaN never replaces a good checkpoint."""
-    self._check_finite()
-    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self.agent.variables
-                            if v.dtype.is_floating])
-    if not finite.numpy():
-      self._diverged('the weights hold NaN or inf')
+    self._guard.check_weights(self.agent.variables)
     self.checkpoints.save(int(self.global_step.numpy()))
 
-  def _check_finite(self):
-    """Raises Diverged if a train loss since the last call is NaN or inf.
-
-    One host round trip for all of them, made only where the loop waits for the host anyway
-    (before collecting, at the end of a train phase, before saving).
-    """
-    if not self._unchecked:
-      return
-    names = [name for losses in self._unchecked for name in losses]
-    values = tf.stack([value if value.dtype == tf.float32 else tf.cast(value, tf.float32)
-                       for losses in self._unchecked for value in losses.values()])
-    self._unchecked = []
-    values = values.numpy()
-    bad = np.flatnonzero(~np.isfinite(values))
-    if len(bad):
-      self._diverged(f'{names[bad[0]]} loss is {values[bad[0]]}')
-
-  def _diverged(self, what):
-    latest = self.checkpoints.latest
-    kept = (f'the last good checkpoint is kept at {latest}' if latest else
-            'no checkpoint was saved yet')
-    raise Diverged(f'training diverged: {what} at {self.frames} env frames; {kept}')
-
   def _train(self, batch):
-    try:
-      metrics = self.agent.train(batch)
-    except tf.errors.InvalidArgumentError as e:
-      # With `debug: True` the agent checks its losses itself before applying gradients.
-      match = re.search(r'(\w+) loss : Tensor had (NaN|Inf) values', e.message)
-      if not match:
-        raise
-      self._diverged(f'{match.group(1)} loss is {match.group(2).lower()}')
-    self._unchecked.append({k[len('loss/'):]: v for k, v in metrics.items()
-                            if k.startswith('loss/')})
-    return metrics
+    return self._guard.train(self.agent.train, batch)
 
   def seed(self):
     """Fills train_episodes/ and test_episodes/ with random episodes (SPEC 8.2).
@@ -263,7 +222,7 @@ class Trainer:
         self._pending['metrics'].append(metrics)
         due = [c for c in self._train_collections if c.due(phase_step, self._batch)]
         if due:
-          self._check_finite()  # A diverged policy would only act with NaN.
+          self._guard.check_losses()  # A diverged policy would only act with NaN.
           if self._background is not None:
             self._finish_background()
             acting = self._background.acting
@@ -278,7 +237,7 @@ class Trainer:
         if self._schedule.fires(phase_step, self._train_log_every):
           self._write_train(data)
       else:
-        self._check_finite()
+        self._guard.check_losses()
         if test_iter is None:
           test_iter = iter(self._test_batches())
         metrics = self.agent.evaluate(next(test_iter))
@@ -331,24 +290,12 @@ class Trainer:
       action, state = agent.policy(
           obs, state, reset, scales, collection.planner, collection.noise_type)
       action = action.numpy()
-      if not np.isfinite(action).all():  # The agent makes a diverged env's action NaN.
-        self._policy_diverged(collection, action, state)
+      self._guard.check_policy(collection.name, action, state)
       return action, state
 
     repeat = collection.action_repeat
     progress = self._progress(f'Collect {collection.name}', collection.num_steps * repeat)
     return collection.run(policy, noise, on_step=lambda steps: progress(steps * repeat))
-
-  def _policy_diverged(self, collection, action, state):
-    """Names what of the policy step was not finite; the run stops before the env steps."""
-    env = int(np.flatnonzero(~np.isfinite(action).all(-1))[0])
-    latent, _ = state
-    values = np.concatenate([np.asarray(v)[env].ravel() for v in latent.values()])
-    if not np.isfinite(values).all():
-      what = f"the policy's recurrent state is {_first_bad(values)}"
-    else:
-      what = f"the policy's action is {_first_bad(action[env])}"
-    self._diverged(f'{what} in env {env} of {collection.name}')
 
   def _progress(self, label, total=None, unit='frames', start=0):
     return logger_lib.Progress(label, total, unit, self._progress_every, self._log, start=start)
@@ -434,11 +381,6 @@ class Trainer:
     self.logger.scalars('train', self.frames, values, global_step=self.global_step.numpy(),
                         updates=self.agent.updates.numpy())
     self.logger.flush()
-
-
-def _first_bad(values):
-  bad = values[~np.isfinite(values)]
-  return str(bad[0]) if len(bad) else 'finite'
 
 
 _GROUPS = {'model': 'model', 'action': 'actor', 'value': 'value'}
