@@ -57,7 +57,7 @@ def check_run(run_dir, action_size=5):
 
 
 def test_dreamer_debug(debug_run):
-  logdir, done = debug_run  # The smoke config with MP4 videos (tests/conftest.py).
+  logdir, done, _ = debug_run  # The smoke config with MP4 videos (tests/conftest.py).
   assert [os.path.basename(d) for d in done] == ['00001']
   tags = check_run(logdir / '00001')
   assert {'actor/loss', 'actor/grad_norm', 'value/loss', 'value/grad_norm'} <= tags

@@ -158,40 +158,37 @@ def test_progress_lines_are_throttled_and_estimate_time_to_go():
   assert not silent(5)
 
 
-SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
-         'imagination_horizon': 3, 'isolate_envs': 'none', 'save_videos': True,
-         'progress_every': 0.001}
+@pytest.mark.parametrize('save_videos, kind', [
+    (False, None), (True, 'gif'), ('gif', 'gif'), ('mp4', 'mp4')])
+def test_save_videos_true_means_gif(save_videos, kind):
+  assert train.video_format(types.SimpleNamespace(save_videos=save_videos)) == kind
 
 
-def test_debug_run_writes_gifs_videos_metrics_and_progress(tmp_path, capsys):
-  args = types.SimpleNamespace(logdir=str(tmp_path), params=SMOKE, num_runs=1,
-                               resume_runs=True, ping_every=0)
-  train.main(args)
-  run_dir = tmp_path / '00001'
+def test_debug_run_writes_gifs_videos_metrics_and_progress(debug_run):
+  logdir, _, out = debug_run  # The smoke config with MP4 videos (tests/conftest.py).
+  run_dir = logdir / '00001'
   found = images(run_dir / 'train')
   steps = [step for step, _ in found['openloop/gif']]
   assert steps == [1000, 2000]  # Every train logging period, at env frames.
-  # Debug batches are 5 x 10: five sequences side by side, ten frames.
+  # Smoke batches are 5 x 5: five sequences side by side, five frames.
   frames = decode(found['openloop/gif'][-1][1])
-  assert frames.shape == (10, 3 * 64, 5 * 64, 3)
+  assert frames.shape == (5, 3 * 64, 5 * 64, 3)
   acc = event_accumulator.EventAccumulator(str(run_dir / 'train'), size_guidance={'tensors': 0})
   acc.Reload()
   strip = tf.image.decode_png(acc.Tensors('openloop/strip')[-1].tensor_proto.string_val[2])
-  assert strip.shape == (5 * 3 * 64, 10 * 64, 3)
+  assert strip.shape == (5 * 3 * 64, 5 * 64, 3)
   videos = images(run_dir / 'test')['test/video']
   assert [step for step, _ in videos] == [1000, 2000]  # One per test phase.
   assert decode(videos[0][1]).shape == (21, 64, 64, 3)
-  saved = sorted((run_dir / 'videos').glob('*.gif'))
-  assert [p.name for p in saved] == ['test_main_dummy-0000001000.gif',
-                                     'test_main_dummy-0000002000.gif']
-  assert iio.imread(saved[0], index=None).shape == (21, 64, 64, 3)
+  saved = sorted((run_dir / 'videos').iterdir())  # Read back in test_tensorboard.py.
+  assert [p.name for p in saved] == ['test_main_dummy-0000001000.mp4',
+                                     'test_main_dummy-0000002000.mp4']
   records = [json.loads(line) for line in open(run_dir / 'metrics.jsonl')]
   for record in records:
     assert {'env_frames', 'phase', 'wall_time', 'global_step', 'updates'} <= set(record)
   test = [r for r in records if 'test/return' in r]
   assert len(test) == 5 and all(r['phase'] == 'test' for r in test)  # 1 seed + 4 eval.
   assert [r['updates'] for r in records if 'model/loss' in r and r['phase'] == 'train'] == [2, 4]
-  out = capsys.readouterr().out
   assert 'Epoch 1 train phase: 1/2 iterations' in out
   assert 'Collect test_main_dummy: ' in out
   # The periodic line shows this process's memory and what the replay holds.
