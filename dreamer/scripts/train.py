@@ -46,15 +46,27 @@ def build_config(params, run_dir=None, write=True):
   path = pathlib.Path(run_dir) / 'config.yaml'
   if path.exists() or not write:
     stored = config_lib.from_yaml(path.read_text(), path)
-    changed = sorted(k for k in fresh if k not in _LAUNCH_KEYS and stored.get(k) != fresh[k])
+    # A run written before a param existed trains on with the param as this command has
+    # it (the default unless given), and its config.yaml records that from now on.
+    added = [k for k in fresh if k not in stored]
+    changed = sorted(k for k in fresh
+                     if k not in _LAUNCH_KEYS and k not in added and stored[k] != fresh[k])
     if changed and write:
       print(f"Using the run's stored config.yaml; ignoring changed params: {', '.join(changed)}")
-    return config_lib.Config(stored, distribute=fresh.distribute)
+    if added and write:
+      values = ', '.join(f'{k}: {fresh[k]!r}' for k in sorted(added))
+      print(f"The run's config.yaml predates params it now gets from this command: {values}")
+      _write_config(path, dict(stored, **{k: fresh[k] for k in added}))
+    return config_lib.Config(stored, **{k: fresh[k] for k in added}, distribute=fresh.distribute)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name('.config.yaml.tmp')
-  tmp.write_text(config_lib.to_yaml(fresh))
-  os.replace(tmp, path)
+  _write_config(path, fresh)
   return fresh
+
+
+def _write_config(path, values):
+  tmp = path.with_name('.config.yaml.tmp')
+  tmp.write_text(config_lib.to_yaml(values))
+  os.replace(tmp, path)
 
 
 def run(run_dir, params, log=print, strategy=None, workers=None):

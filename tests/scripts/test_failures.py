@@ -140,13 +140,20 @@ def test_resume_continues_from_the_last_readable_checkpoint(tmp_path, capsys):
   # The newest checkpoint is damaged, as by a crash while it was written.
   index = run_dir / 'model.ckpt-40.index'
   index.write_bytes(index.read_bytes()[:20])
-  # Extend the finished run: drop DONE and raise max_steps in its stored config.
+  # Extend the finished run: drop DONE and raise max_steps in its stored config. The
+  # config lacks two params, as a run's written before they existed.
   (run_dir / 'DONE').unlink()
   config = dict(config_lib.from_yaml((run_dir / 'config.yaml').read_text()), max_steps=80)
+  del config['collect_in_background'], config['loader_cache_size']
   (run_dir / 'config.yaml').write_text(config_lib.to_yaml(config))
   capsys.readouterr()
   run(tmp_path, params)
   out = capsys.readouterr().out
+  assert ("The run's config.yaml predates params it now gets from this command: "
+          "collect_in_background: False, loader_cache_size: 0\n") in out
+  assert 'ignoring changed params: max_steps\n' in out  # Not the ones it lacked.
+  stored = config_lib.from_yaml((run_dir / 'config.yaml').read_text())
+  assert stored['collect_in_background'] is False and stored['loader_cache_size'] == 0
   warnings = [line for line in out.splitlines() if line.startswith('Warning: checkpoint')]
   assert len(warnings) == 1 and 'model.ckpt-40' in warnings[0], out[-3000:]
   assert f'Restored {run_dir}/model.ckpt-20 at ' in out
