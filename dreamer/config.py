@@ -363,6 +363,12 @@ def _check_ranges(c):
   for key in ('value_target_update', 'action_target_update'):
     if not (0 < c[key] <= 0.5 or c[key] == 1):
       raise ConfigError(f'{key} must be in (0, 0.5] or exactly 1, got {c[key]}')
+  heads = [key for key in ('action_head', 'value_head') if c[key]]
+  if c['imagination_horizon'] == 0 and heads:
+    raise ConfigError(
+        f"imagination_horizon: 0 turns off imagination, which is all that trains "
+        f"{' and '.join(heads)}; set {', '.join(f'{k}: False' for k in heads)} (as the planet "
+        f"preset does) or a horizon of at least {2 if c['value_head'] else 1}")
   if c['imagination_horizon'] == 1 and c['value_head']:
     raise ConfigError('imagination_horizon must be 0 or at least 2 when value_head is on')
   uses_policy = {c['train_planner'], c['test_planner']} & {'policy_sample', 'policy_mode'}

@@ -81,6 +81,11 @@ def test_state_component_keys_are_known_for_their_task():
     ({'loader_cache_size': -1}, "loader_cache_size must be a number of episodes"),
     ({'loader_cache_size': 'lots'}, "or a size such as '2GB'"),
     ({'loader_cache_size': '2 TB'}, 'loader_cache_size must be'),
+    ({'imagination_horizon': 0}, 'imagination_horizon: 0 turns off imagination, which is all '
+     'that trains action_head and value_head; set action_head: False, value_head: False'),
+    ({'imagination_horizon': 0, 'value_head': False}, 'all that trains action_head; set '
+     'action_head: False (as the planet preset does) or a horizon of at least 1'),
+    ({'imagination_horizon': 1}, 'imagination_horizon must be 0 or at least 2'),
 ])
 def test_bad_values_fail_with_one_line(params, message):
   params = dict({'tasks': ['dummy']}, **params)
