@@ -54,7 +54,7 @@ _CHOICES = {
 # Keys that must be positive (or, for lists, hold positive numbers).
 _POSITIVE = [
     'batch_shape', 'model_size', 'state_size', 'num_units', 'num_layers', 'train_steps',
-    'test_steps', 'max_steps', 'train_log_every', 'checkpoint_every', 'num_envs',
+    'train_chunks', 'test_steps', 'max_steps', 'train_log_every', 'checkpoint_every', 'num_envs',
     'collect_every', 'loader_every', 'loader_window', 'action_repeat',
     'image_bits', 'planner_beams', 'planner_iterations', 'planner_topk', 'planner_horizon',
     'proprio_encoder_units', 'cnn_depth', 'model_lr', 'value_lr', 'action_lr', 'default_lr',
@@ -369,6 +369,9 @@ def _check_ranges(c):
         f"imagination_horizon: 0 turns off imagination, which is all that trains "
         f"{' and '.join(heads)}; set {', '.join(f'{k}: False' for k in heads)} (as the planet "
         f"preset does) or a horizon of at least {2 if c['value_head'] else 1}")
+  if isinstance(c['batch_shape'], list) and c['train_chunks'] > c['batch_shape'][0]:
+    raise ConfigError(f"train_chunks must be at most batch_shape[0] = {c['batch_shape'][0]} "
+                      f"(one sequence per part), got {c['train_chunks']}")
   if c['imagination_horizon'] == 1 and c['value_head']:
     raise ConfigError('imagination_horizon must be 0 or at least 2 when value_head is on')
   uses_policy = {c['train_planner'], c['test_planner']} & {'policy_sample', 'policy_mode'}

@@ -86,6 +86,8 @@ def test_state_component_keys_are_known_for_their_task():
     ({'imagination_horizon': 0, 'value_head': False}, 'all that trains action_head; set '
      'action_head: False (as the planet preset does) or a horizon of at least 1'),
     ({'imagination_horizon': 1}, 'imagination_horizon must be 0 or at least 2'),
+    ({'train_chunks': 0}, 'train_chunks must be positive'),
+    ({'train_chunks': 51}, 'train_chunks must be at most batch_shape[0] = 50 (one sequence per part)'),
 ])
 def test_bad_values_fail_with_one_line(params, message):
   params = dict({'tasks': ['dummy']}, **params)

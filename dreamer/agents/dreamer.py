@@ -23,6 +23,10 @@ class Dreamer(tf.Module):
     encoder_keys: observation keys the encoder reads when acting.
     openloop_sequences, openloop_context: how many sequences of a batch the image
       predictions show, and how many of their first frames the posterior sees (SPEC 9.3).
+    chunks: each update goes through its (replica's) batch in this many parts of
+      sequences, one after the other, and applies the sum of their gradients weighted by
+      their share of the batch: the losses are means over sequences, so this is the
+      whole batch's update (with other random draws) at a fraction of the peak memory.
     jit: XLA-compile the train step and the policy. Under a strategy XLA compiles each
       replica's losses and gradients; the all-reduce and the optimiser updates, which
       reach across devices, stay outside the compiled function.
@@ -32,7 +36,7 @@ class Dreamer(tf.Module):
 
   def __init__(self, world_model, actor_critic, optimizers, *, planners=None, batch_size=50,
                horizon=15, skip_last=None, stop_grad_pre_action=True, discrete=False,
-               encoder_keys=('image',), debug=False, jit=False, strategy=None,
+               encoder_keys=('image',), debug=False, chunks=1, jit=False, strategy=None,
                openloop_sequences=6, openloop_context=5, name='agent'):
     super().__init__(name=name)
     self.world_model = world_model
@@ -47,6 +51,7 @@ class Dreamer(tf.Module):
     self._discrete = discrete
     self._encoder_keys = tuple(encoder_keys)
     self._debug = debug
+    self._chunks = chunks
     self._openloop = (openloop_sequences, openloop_context)
     self._jit = jit or None
     self._strategy = strategy
@@ -154,7 +159,29 @@ class Dreamer(tf.Module):
     return result
 
   def _replica_gradients(self, data):
-    """Losses, metrics and this replica's gradients of every objective.
+    """Losses, metrics and this replica's gradients of every objective, from its batch in
+    `chunks` parts one after the other (see the class docstring)."""
+    if self._chunks == 1:
+      return self._part_gradients(data)
+    size = next(iter(data.values())).shape[0]
+    if size is None or size < self._chunks:
+      raise ValueError(f'a batch of {size} sequences does not split into {self._chunks} parts')
+    sizes = [size // self._chunks + (i < size % self._chunks) for i in range(self._chunks)]
+    parts = zip(*(tf.split(value, sizes) for value in data.values()))
+    total, done = None, []
+    for count, values in zip(sizes, parts):
+      # Each part starts when the previous one's gradients exist, so that its activations
+      # are freed first and only one part's are held at a time.
+      with tf.control_dependencies(done):
+        part = {key: tf.identity(value) for key, value in zip(data, values)}
+      losses, metrics, grads = self._part_gradients(part)
+      done = [g for name in grads for g in grads[name]]
+      weighted = tf.nest.map_structure(lambda x: x * (count / size), (losses, metrics, grads))
+      total = weighted if total is None else tf.nest.map_structure(tf.add, total, weighted)
+    return total
+
+  def _part_gradients(self, data):
+    """Losses, metrics and gradients of every objective on (part of) a batch.
 
     Two phases: the world model's losses and gradients, then behaviour learning from its
     posterior states. Every optimiser takes gradients only of its own variables, so the

@@ -148,6 +148,12 @@ def strategy(config):
         f'batch_shape[0] = {config.batch_shape[0]} must be a multiple of the '
         f'{result.num_replicas_in_sync} replicas{over} of distribute: {config.distribute}; '
         'change batch_shape or the number of devices')
+  per_replica = config.batch_shape[0] // (result.num_replicas_in_sync if result else 1)
+  if config.train_chunks > per_replica:
+    raise BuildError(
+        f'train_chunks = {config.train_chunks} is more than the {per_replica} sequences of '
+        f'each of the {result.num_replicas_in_sync} replicas of distribute: '
+        f'{config.distribute}; lower train_chunks')
   return result
 
 
@@ -354,7 +360,8 @@ def _agent(config, obs_space, act_space, strategy, log):
       wm, behaviour, optimizers, planners=planners, batch_size=config.batch_shape[0],
       horizon=config.imagination_horizon, skip_last=config.imagination_skip_last,
       stop_grad_pre_action=config.stop_grad_pre_action, discrete=discrete,
-      encoder_keys=encoder_keys, debug=config.debug, jit=config.jit, strategy=strategy)
+      encoder_keys=encoder_keys, debug=config.debug, chunks=config.train_chunks, jit=config.jit,
+      strategy=strategy)
 
 
 def _state_components(config, obs_space):

@@ -83,3 +83,14 @@ def test_config_choices_and_refusals():
   with pytest.raises(build.BuildError, match='collect_in_background: True is not supported '
                      'with distribute: multi_worker'):
     build.strategy(config)
+
+
+def test_train_chunks_must_fit_each_replicas_batch(monkeypatch):
+  two = types.SimpleNamespace(num_replicas_in_sync=2)
+  monkeypatch.setattr(distribute, 'make_strategy', lambda name, cluster=None: two)
+  params = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'distribute': 'mirrored',
+            'batch_shape': [6, 10]}
+  assert build.strategy(config_lib.build_config(dict(params, train_chunks=3))) is two
+  with pytest.raises(build.BuildError, match=r'^train_chunks = 4 is more than the 3 sequences '
+                     'of each of the 2 replicas of distribute: mirrored; lower train_chunks$'):
+    build.strategy(config_lib.build_config(dict(params, train_chunks=4)))

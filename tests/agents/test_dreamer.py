@@ -349,3 +349,33 @@ def test_train_and_test_collections_plan_with_their_own_objective():
   assert agent.planners['cem_reward_value_h12']._value is agent.actor_critic.value
   with pytest.raises(build.BuildError, match='reward_value needs value_head'):
     make_agent(defaults=['planet', 'debug'], test_planner_objective='reward_value')
+
+
+def test_an_update_in_parts_sums_the_parts_gradients_by_their_share():
+  """train_chunks: 3 over 5 sequences (parts of 2, 2, 1) gives each objective's losses,
+  metrics and gradients as the parts' weighted sum; with the same random draws in the
+  same order, exactly what the parts give one by one."""
+  agent, _ = make_agent(debug=False, train_chunks=3)
+  data = batch(agent)
+  tf.random.set_seed(5)
+  losses, metrics, grads = agent._replica_gradients(data)
+  tf.random.set_seed(5)
+  parts = [agent._part_gradients({k: v[start:stop] for k, v in data.items()})
+           for start, stop in ((0, 2), (2, 4), (4, 5))]
+  shares = (0.4, 0.4, 0.2)
+  for name in losses:
+    want = sum(share * part[0][name] for share, part in zip(shares, parts))
+    np.testing.assert_allclose(losses[name].numpy(), want.numpy(), rtol=1e-5, err_msg=name)
+  for key in metrics:
+    want = sum(share * part[1][key] for share, part in zip(shares, parts))
+    np.testing.assert_allclose(metrics[key].numpy(), want.numpy(), rtol=1e-5, atol=1e-6,
+                               err_msg=key)
+  assert set(grads) >= {'model', 'action', 'value'}
+  for name in grads:
+    for index, got in enumerate(grads[name]):
+      want = sum(share * part[2][name][index] for share, part in zip(shares, parts))
+      np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-7, err_msg=name)
+  # The parts differ, so a wrong share or a dropped part would show above.
+  assert not np.allclose(parts[0][0]['model'].numpy(), parts[2][0]['model'].numpy())
+  metrics = agent.train(data)  # Traced: the parts run one after another in the graph.
+  assert np.isfinite(metrics['loss/model'].numpy()) and int(agent.updates.numpy()) == 1
