@@ -27,11 +27,12 @@ system:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(RENDER_PACKAGES); \
 	fi
 
-# --no-compile: Python compiles what it imports on first use instead of pip compiling every
-# installed file up front (TensorFlow's are most of them): 57 -> 46 s from an empty pip cache.
+# pip compiles every installed file to bytecode up front. Without it (--no-compile), a
+# machine with PYTHONDONTWRITEBYTECODE=1, such as CI's, never writes bytecode, and every
+# process that imports TensorFlow compiles it again (about 8 s more CPU each; docs/benchmarks.md).
 $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --no-compile -r requirements.txt
+	$(VENV)/bin/python -m pip install -q -r requirements.txt
 	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
