@@ -28,8 +28,9 @@ system:
 	fi
 
 # pip compiles every installed file to bytecode up front. Without it (--no-compile), a
-# machine with PYTHONDONTWRITEBYTECODE=1, such as CI's, never writes bytecode, and every
-# process that imports TensorFlow compiles it again (about 8 s more CPU each; docs/benchmarks.md).
+# machine with PYTHONDONTWRITEBYTECODE=1 (ours set it) never writes bytecode, and every
+# process that imports TensorFlow compiles it again (about 8 s more CPU each;
+# docs/benchmarks.md).
 $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -r requirements.txt
