@@ -141,8 +141,11 @@ def training_part(params, seconds, logdir):
   command = [sys.executable, '-m', 'dreamer.scripts.train', '--logdir', str(logdir),
              '--params', params]
   start = time.perf_counter()
+  # SIGINT must reach it even when this check runs where SIGINT is ignored (a job sent to
+  # the background by a shell without job control, nohup): children inherit that.
   process = subprocess.Popen(command, env=environment(), cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+                             stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   interrupted = False
   try:
     output, _ = process.communicate(timeout=seconds)

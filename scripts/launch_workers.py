@@ -60,8 +60,11 @@ def launch(command, count, host='127.0.0.1', env=None):
   for index in range(count):
     worker_env = dict(os.environ if env is None else env, TF_CONFIG=tf_config(addresses, index),
                       PYTHONUNBUFFERED='1')
+    # Ctrl-C is forwarded as SIGINT, which the workers must not inherit as ignored (as in
+    # a job a shell without job control sent to the background).
     process = subprocess.Popen(command, env=worker_env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, errors='replace')
+                               stderr=subprocess.PIPE, text=True, errors='replace',
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     processes.append(process)
     for stream, out in ((process.stdout, sys.stdout), (process.stderr, sys.stderr)):
       thread = threading.Thread(target=_copy, args=(stream, f'[worker {index}] ', out, lock),

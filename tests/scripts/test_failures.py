@@ -189,8 +189,11 @@ def start_and_stop(command, tmp_path, name, ready, stop):
   stdout, stderr)."""
   out, err = tmp_path / f'{name}.log', tmp_path / f'{name}.err'
   with open(out, 'w') as log, open(err, 'w') as errors:
+    # As from a terminal: SIGINT not ignored, even where pytest runs with it ignored (a
+    # background job of a shell without job control), which children would inherit.
     process = subprocess.Popen(command, stdout=log, stderr=errors, env=cli_env(),
-                               start_new_session=True)
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
       deadline = time.time() + 150
       while not ready():
