@@ -148,8 +148,9 @@ def strategy(config):
         f'batch_shape[0] = {config.batch_shape[0]} must be a multiple of the '
         f'{result.num_replicas_in_sync} replicas{over} of distribute: {config.distribute}; '
         'change batch_shape or the number of devices')
-  per_replica = config.batch_shape[0] // (result.num_replicas_in_sync if result else 1)
-  if config.train_chunks > per_replica:
+  # Without a strategy, the config's own check (train_chunks <= batch_shape[0]) holds.
+  per_replica = config.batch_shape[0] // result.num_replicas_in_sync if result else None
+  if per_replica is not None and config.train_chunks > per_replica:
     raise BuildError(
         f'train_chunks = {config.train_chunks} is more than the {per_replica} sequences of '
         f'each of the {result.num_replicas_in_sync} replicas of distribute: '

@@ -53,11 +53,12 @@ def build_config(params, run_dir=None, write=True):
                      if k not in _LAUNCH_KEYS and k not in added and stored[k] != fresh[k])
     if changed and write:
       print(f"Using the run's stored config.yaml; ignoring changed params: {', '.join(changed)}")
+    completed = dict(stored, **{k: fresh[k] for k in added})
     if added and write:
       values = ', '.join(f'{k}: {fresh[k]!r}' for k in sorted(added))
       print(f"The run's config.yaml predates params it now gets from this command: {values}")
-      _write_config(path, dict(stored, **{k: fresh[k] for k in added}))
-    return config_lib.Config(stored, **{k: fresh[k] for k in added}, distribute=fresh.distribute)
+      _write_config(path, completed)
+    return config_lib.Config(completed, distribute=fresh.distribute)
   path.parent.mkdir(parents=True, exist_ok=True)
   _write_config(path, fresh)
   return fresh
