@@ -55,6 +55,18 @@ def test_gif_decodes_to_every_frame_and_keeps_the_grey():
   assert decode(gray).shape[:3] == (4, 64, 64)
 
 
+
+def test_gif_colours_stay_close_to_the_frames():
+  # Each frame's own 256-colour palette: a smooth gradient and a saturated square come back
+  # within a few levels (measured: mean 2.3, largest 10 of 255).
+  y, x = np.mgrid[0:64, 0:64] / 63
+  frames = np.stack([np.stack([x * t / 4, y, np.full_like(x, 0.3)], -1) for t in range(5)])
+  frames[:, 20:30, 20:30] = [1, 0, 0]
+  error = np.abs(decode(summaries.encode_gif(frames))[..., :3].astype(int)
+                 - summaries.to_uint8(frames).astype(int))
+  assert error.mean() < 4 and error.max() <= 16
+  np.testing.assert_array_equal(decode(summaries.encode_gif(frames))[:, 25, 25, :3], [[255, 0, 0]] * 5)
+
 def test_image_strip_layout():
   truth = np.zeros((2, 3, 4, 5, 3))
   model = np.ones((2, 3, 4, 5, 3))
