@@ -42,8 +42,12 @@ class Dense(tf.Module):
                                   name='kernel')
         self.bias = tf.Variable(tf.fill([self.units], float(self._bias_init)), name='bias')
     x = tf.cast(x, self._dtype)
-    y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), tf.cast(self.kernel, self._dtype))
-    y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], [self.units]], 0))
+    kernel = tf.cast(self.kernel, self._dtype)
+    if x.shape.rank == 2:  # As in every recurrent step: no reshapes to trace and run.
+      y = tf.matmul(x, kernel)
+    else:
+      y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel)
+      y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], [self.units]], 0))
     y = y + tf.cast(self.bias, self._dtype)
     return self._act(y) if self._act else y
 
