@@ -12,7 +12,9 @@ from tests.scripts.test_train import event_tags
 from tests.scripts.test_train import run
 
 # debug sets action_repeat 50: a cartpole episode is 20 agent steps, pong a few dozen.
-DEBUG = {'defaults': ['dreamer', 'debug'], 'imagination_horizon': 3, 'max_steps': 20}
+# Chunks of 5 steps, as in the smoke config: the train step traces in about half the time.
+DEBUG = {'defaults': ['dreamer', 'debug'], 'imagination_horizon': 3, 'max_steps': 20,
+         'batch_shape': [5, 5]}
 
 
 def episodes_of(run_dir, kind='train_episodes'):
