@@ -6,6 +6,31 @@ import tf_keras
 from dreamer.agents import distribute
 
 
+class FusedAdam(tf_keras.optimizers.Adam):
+  """tf_keras's Adam whose update of a variable is one fused kernel (ResourceApplyAdam).
+
+  The same variables, slots and checkpoints, and Adam's arithmetic: m += (g - m)(1 - b1),
+  v += (g^2 - v)(1 - b2), w -= m lr sqrt(1 - b2^t) / (1 - b1^t) / (sqrt(v) + eps)
+  (tests/agents/test_optimizer.py checks it against numpy). The Python update builds about
+  20 ops per variable into every train step's graph (2310 of the smoke config's 6399); the
+  fused kernel is one, so the step traces and runs faster.
+  """
+
+  def update_step(self, gradient, variable):
+    if self.amsgrad or self.adaptive_epsilon or isinstance(gradient, tf.IndexedSlices):
+      return super().update_step(gradient, variable)
+    dtype = variable.dtype
+    step = tf.cast(self.iterations + 1, dtype)
+    beta_1 = tf.cast(self.beta_1, dtype)
+    beta_2 = tf.cast(self.beta_2, dtype)
+    index = self._index_dict[self._var_key(variable)]
+    return tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle, m=self._momentums[index].handle,
+        v=self._velocities[index].handle, beta1_power=tf.pow(beta_1, step),
+        beta2_power=tf.pow(beta_2, step), lr=tf.cast(self.learning_rate, dtype),
+        beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=gradient)
+
+
 class Optimizer(tf.Module):
   """Minimises one loss over one variable selection (SPEC 5.10)."""
 
@@ -15,7 +40,7 @@ class Optimizer(tf.Module):
     self.lr = lr
     self.clip = clip
     self._mixed = mixed
-    opt = tf_keras.optimizers.Adam(lr, epsilon=epsilon)
+    opt = FusedAdam(lr, epsilon=epsilon)
     if mixed:
       opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)
     self.opt = opt
