@@ -65,6 +65,7 @@ _NON_NEGATIVE = [
     'num_seed_episodes', 'num_seed_steps', 'collect_steps', 'imagination_horizon',
     'collect_episodes', 'free_nats', 'model_layers', 'atari_noops',
     'overshooting_distance', 'imagination_skip_last', 'progress_every', 'render_size',
+    'batch_prefetch',
 ]
 # Research options of the original that this implementation does not provide. Setting one
 # to anything but its default (in dreamer.yaml) is an error rather than a silent no-op.

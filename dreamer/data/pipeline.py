@@ -32,8 +32,13 @@ def make_dataset(directory, *, batch, length, loader='cache', num_chunks=1, ever
     cache_size, cache_bytes: most episodes, most bytes the replay keeps (0: no bound).
     stats: a loaders.ReplayStats to follow the size of the episodes kept in memory.
     spec_directory: where to read the data spec from when `directory` is still empty.
-    device: e.g. '/gpu:0' to copy `prefetch` batches ahead onto that device, so that
-      the host-to-device copy overlaps the train step; None keeps them in host memory.
+    prefetch: batches prepared ahead in a background thread while the train step runs.
+      With 0 the generator runs only when a batch is asked for, after the collection
+      before it has written its episodes, so that the batches of a seeded run do not
+      depend on timing.
+    device: e.g. '/gpu:0' to copy `prefetch` batches (at least 1) ahead onto that device,
+      so that the host-to-device copy overlaps the train step; None keeps them in host
+      memory.
   """
   reader = functools.partial(
       episodes_lib.process_episode, clip_rewards=clip_rewards, pcont_scale=pcont_scale)
@@ -58,5 +63,9 @@ def make_dataset(directory, *, batch, length, loader='cache', num_chunks=1, ever
   dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
   if device:
     # Must be the last transformation of the pipeline.
-    return dataset.apply(tf.data.experimental.prefetch_to_device(device, prefetch))
+    return dataset.apply(tf.data.experimental.prefetch_to_device(device, max(prefetch, 1)))
+  if not prefetch:
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False  # tf.data's own read-ahead.
+    return dataset.with_options(options)
   return dataset.prefetch(prefetch)

@@ -178,7 +178,8 @@ def datasets(config, run_dir, strategy=None, replay_stats=None, worker=0):
   run_dir = worker_dir(run_dir, worker)
   batch, length = config.batch_shape
   common = dict(length=length, num_chunks=config.num_chunks,
-                clip_rewards=config.clip_rewards, pcont_scale=config.pcont_scale)
+                clip_rewards=config.clip_rewards, pcont_scale=config.pcont_scale,
+                prefetch=config.batch_prefetch)
   device = None if strategy else prefetch_device(config)
 
   def make(directory, size, seed, **kwargs):

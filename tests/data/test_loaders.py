@@ -1,6 +1,7 @@
 """Episode streams and chunk sampling."""
 
 import itertools
+import time
 import functools
 
 import numpy as np
@@ -200,3 +201,34 @@ def test_reload_keeps_nothing_in_memory(tmp_path):
   stats = loaders.ReplayStats()
   next(loaders.make_loader('reload', tmp_path, np.random.default_rng(0), reader, stats=stats))
   assert stats.snapshot() == (0, 0, 0)
+
+
+@pytest.mark.parametrize('prefetch', [0, 2])
+def test_without_prefetch_a_batch_is_made_only_when_asked(tmp_path, monkeypatch, prefetch):
+  # With prefetch 0 the replay is read when the trainer asks, never ahead of it, so that a
+  # seeded run's batches do not depend on how fast the trainer and the collection run.
+  from dreamer.data import pipeline
+  made = []
+  chunk_batches = loaders.chunk_batches
+
+  def counted(*args, **kwargs):
+    for item in chunk_batches(*args, **kwargs):
+      made.append(1)
+      yield item
+
+  monkeypatch.setattr(loaders, 'chunk_batches', counted)
+  for _ in range(2):
+    episodes.save_episode(tmp_path, {
+        'image': np.zeros((20, 64, 64, 3), np.uint8), 'action': np.zeros((20, 2), np.float32),
+        'reward': np.ones(20, np.float32), 'pcont': np.ones(20, np.float32)})
+  batches = iter(pipeline.make_dataset(tmp_path, batch=2, length=5, every=1, prefetch=prefetch))
+  for asked in (1, 2, 3):
+    next(batches)
+    if prefetch:  # The background thread fills its buffer ahead of the asking.
+      deadline = time.time() + 5
+      while len(made) <= asked and time.time() < deadline:
+        time.sleep(0.01)
+      assert len(made) > asked
+    else:
+      time.sleep(0.2)  # Time in which a thread, if there were one, would read ahead.
+      assert len(made) == asked
