@@ -1,8 +1,8 @@
 """Episode streams and chunk sampling."""
 
 import itertools
-import time
 import functools
+import time
 
 import numpy as np
 import pytest
