@@ -46,7 +46,7 @@ QUICK = dict(
     combos=[('bfloat16', False)],
     sweep_task='dummy', sweep_envs=(1, 2), sweep_steps=5,
     train_params={'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
-                  'imagination_horizon': 3, 'batch_shape': [5, 5]})
+                  'imagination_horizon': 3, 'batch_shape': [5, 5], 'cnn_depth': 4})
 
 
 def parse_args(argv):

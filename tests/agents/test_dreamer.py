@@ -24,7 +24,7 @@ def make_agent(discrete=False, **params):
   return build.agent(config, OBS, act), config
 
 
-def batch(agent, size=(5, 10)):
+def batch(agent, size=(5, 5)):
   rng = np.random.default_rng(0)
   shape = size
   return {

@@ -12,10 +12,12 @@ from dreamer import config as config_lib
 from dreamer.data import episodes
 from dreamer.scripts import train
 
-# The debug preset with chunks of 5 steps instead of 10: tracing the train step, which
-# every run does, takes about half as long.
+# The debug preset with chunks of 5 steps instead of 10 (tracing the train step, which
+# every run does, takes about half as long) and convolutions 4 channels wide instead of 32
+# (the debug preset keeps the paper's 4.3M image weights; at 4 a run takes 11 s, not 17).
 SMOKE = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40,
-         'imagination_horizon': 3, 'isolate_envs': 'none', 'batch_shape': [5, 5]}
+         'imagination_horizon': 3, 'isolate_envs': 'none', 'batch_shape': [5, 5],
+         'cnn_depth': 4}
 
 
 def run(logdir, params, num_runs=1, resume_runs=True):
