@@ -12,7 +12,8 @@ float32 rounding of the two updates' different summation orders by up to lr / ep
 probe of 250 updates from randomly rescaled weights, 3 moved a weight of the image decoder
 by 2e-5 more on one device than on two (the suite failed once so, 3.6e-5, on an AVX2
 machine). With epsilon 1 the step is about lr * g, and the largest difference over the same
-250 was 1.5e-8 (one float32 step of the weights). The initial weights are seeded, so that a failure repeats.
+250 was 1.5e-8 (one float32 step of the weights). The initial weights are seeded, so that a
+failure repeats.
 """
 
 import json
