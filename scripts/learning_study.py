@@ -12,7 +12,9 @@ The configs are the toy learning test's (tests/agents/test_learning.py) and `mak
   normalised step epsilon leaves (1: epsilon does not matter, 0.1: steps 10x smaller).
 - On the newest training episodes: the value head's prediction, the discounted return the
   episode actually got from there (truncated at its end), and the imagined lambda-targets
-  from the same posteriors; the reward head's mean absolute error; the policy's mean and
+  from the same posteriors; for state-vector tasks, the largest magnitude of each decoded
+  observation in the real episode and in the states imagined from it (imagination
+  leaving the data); the reward head's mean absolute error; the policy's mean and
   standard deviation of its sampled actions; on toy_reach, the slope of the predicted
   value over the dot's position (positive when the value ranks states the right way).
 
@@ -99,6 +101,11 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
           values[:, -1], lambda_, axis=1)
       row['lambda_target'] = float(tf.reduce_mean(targets[:, 0]).numpy())
       row['imagined_reward'] = float(tf.reduce_mean(rewards).numpy())
+      for key in keys:  # State-vector tasks: do imagined states leave the real ones' range?
+        if key in wm.heads and key != 'image':
+          row[f'{key}_abs_max'] = float(np.max(np.abs(episode[key])))
+          decoded = wm.heads[key](imagined).mode().numpy()
+          row[f'imagined_{key}_abs_max'] = float(np.max(np.abs(decoded)))
       if 'position' in episode:  # toy_reach: does the value rank states by the dot's x?
         x = episode['position'][:-1, 0]
         row['value_slope_x'] = float(np.polyfit(x, value[:-1], 1)[0]) if np.ptp(x) else 0.0
