@@ -3,20 +3,23 @@
     python scripts/learning_study.py toy --seeds 0 1 2 --logdir /tmp/study/toy
     python scripts/learning_study.py toy --seeds 0 1 2 --params '{optimizer_epsilon: 1e-4}'
     python scripts/learning_study.py quickstart --seeds 0 1 2 --cut   # imagination gradient cut
+    python scripts/learning_study.py quickstart --seeds 0 --original-bootstrap   # SPEC 5.7 quirk
 
 The configs are the toy learning test's (tests/agents/test_learning.py) and `make train`'s
-(the quickstart preset), with `--params` on top. After every evaluation, one JSON line per run goes to <logdir>/<seed>/study.jsonl:
+(the quickstart preset), with `--params` on top. After every evaluation, one JSON line per
+run goes to <logdir>/<seed>/study.jsonl:
 
 - Adam per objective: the median of sqrt(v_hat) (the gradient scale Adam divides by) and
   `step_kept`, the mean of sqrt(v_hat) / (sqrt(v_hat) + epsilon): how much of Adam's
   normalised step epsilon leaves (1: epsilon does not matter, 0.1: steps 10x smaller).
 - On the newest training episodes: the value head's prediction, the discounted return the
   episode actually got from there (truncated at its end), and the imagined lambda-targets
-  from the same posteriors; for state-vector tasks, the largest magnitude of each decoded
-  observation in the real episode and in the states imagined from it (imagination
-  leaving the data); the reward head's mean absolute error; the policy's mean and
-  standard deviation of its sampled actions; on toy_reach, the slope of the predicted
-  value over the dot's position (positive when the value ranks states the right way).
+  from the same posteriors, with the value at the first and the last imagined step; for
+  state-vector tasks, the largest magnitude of each decoded observation in the real
+  episode and in the states imagined from it (imagination leaving the data); the reward
+  head's mean absolute error; the policy's mean and standard deviation of its sampled
+  actions; on toy_reach, the slope of the predicted value over the dot's position
+  (positive when the value ranks states the right way).
 
 At the end it prints, per seed, the mean of the first 5 (random seed) episodes, of the last
 5 sampled training episodes, of the last 3 test episodes, and the best test return.
@@ -42,6 +45,9 @@ def parse_args(argv):
   parser.add_argument('--logdir', default=None, help='default: a fresh temporary directory')
   parser.add_argument('--cut', action='store_true',
                       help='cut the gradient of everything imagined (as LEARN_CUT=1)')
+  parser.add_argument('--original-bootstrap', action='store_true',
+                      help="the TF1 original's lambda-return bootstrap, the value of the "
+                      'second-to-last imagined state (SPEC 5.7 quirk), instead of the last')
   parser.add_argument('--episodes', type=int, default=3,
                       help='newest training episodes the diagnostics look at')
   return parser.parse_args(argv)
@@ -101,6 +107,9 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
           values[:, -1], lambda_, axis=1)
       row['lambda_target'] = float(tf.reduce_mean(targets[:, 0]).numpy())
       row['imagined_reward'] = float(tf.reduce_mean(rewards).numpy())
+      # A value that grows along imagined trajectories whose rewards do not is extrapolating.
+      row['imagined_value_first'] = float(tf.reduce_mean(values[:, 0]).numpy())
+      row['imagined_value_last'] = float(tf.reduce_mean(values[:, -1]).numpy())
       for key in keys:  # State-vector tasks: do imagined states leave the real ones' range?
         if key in wm.heads and key != 'image':
           row[f'{key}_abs_max'] = float(np.max(np.abs(episode[key])))
@@ -113,7 +122,17 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
   return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]} if stats else {}
 
 
-def study(config_name, seed, params, run_dir, cut, count):
+def original_returns(self, reward, value, discount, cfg):
+  """ActorCritic._returns as the TF1 original: after truncating to H - 1 steps, it
+  bootstraps from the last kept value, v_{H-2}, not from v_{H-1}."""
+  from dreamer import ops
+  if not cfg['bootstrap']:
+    return ops.lambda_return(reward, value, discount, None, cfg['lambda_'], axis=1), discount
+  reward, value, discount = reward[:, :-1], value[:, :-1], discount[:, :-1]
+  return ops.lambda_return(reward, value, discount, value[:, -1], cfg['lambda_'], axis=1), discount
+
+
+def study(config_name, seed, params, run_dir, cut, count, original_bootstrap=False):
   import tensorflow as tf
   from dreamer.agents import actor_critic
   from dreamer.scripts import build
@@ -125,12 +144,15 @@ def study(config_name, seed, params, run_dir, cut, count):
               **params)
   agents = []
   real_agent, real_imagine = build.agent, actor_critic.imagine
+  real_returns = actor_critic.ActorCritic._returns
 
   def capture(*args, **kwargs):
     agents.append(real_agent(*args, **kwargs))
     return agents[-1]
 
   build.agent = capture
+  if original_bootstrap:
+    actor_critic.ActorCritic._returns = original_returns
   if cut:
     actor_critic.imagine = lambda *a, **k: tf.nest.map_structure(
         tf.stop_gradient, real_imagine(*a, **k))
@@ -157,6 +179,7 @@ def study(config_name, seed, params, run_dir, cut, count):
       lines.flush()
   finally:
     build.agent, actor_critic.imagine = real_agent, real_imagine
+    actor_critic.ActorCritic._returns = real_returns
     if lines:
       lines.close()
   records = [json.loads(line) for line in open(run_dir / 'metrics.jsonl')]
@@ -176,10 +199,12 @@ def main(argv=None):
   results = []
   for seed in args.seeds:
     run_dir = logdir / f'seed{seed}'
-    result = study(args.config, seed, params, run_dir, args.cut, args.episodes)
+    result = study(args.config, seed, params, run_dir, args.cut, args.episodes,
+                   args.original_bootstrap)
     print(json.dumps(result), flush=True)
     results.append(result)
-  print(f'{args.config} {args.params} cut={args.cut} in {logdir}')
+  print(f'{args.config} {args.params} cut={args.cut} '
+        f'original_bootstrap={args.original_bootstrap} in {logdir}')
   print('seed  random  final_train  final_test  best_test')
   for r in results:
     print(f"{r['seed']:4d}  {r['random']:6.1f}  {r['final_train']:11.1f}  "
