@@ -3,11 +3,13 @@
     python scripts/learning_study.py toy --seeds 0 1 2 --logdir /tmp/study/toy
     python scripts/learning_study.py toy --seeds 0 1 2 --params '{optimizer_epsilon: 1e-4}'
     python scripts/learning_study.py quickstart --seeds 0 1 2 --cut   # imagination gradient cut
+    python scripts/learning_study.py swingup --seeds 0 1 2 --cut
     python scripts/learning_study.py quickstart --seeds 0 --original-bootstrap   # SPEC 5.7 quirk
 
-The configs are the toy learning test's (tests/agents/test_learning.py) and `make train`'s
-(the quickstart preset), with `--params` on top. After every evaluation, one JSON line per
-run goes to <logdir>/<seed>/study.jsonl:
+The configs are the toy learning test's (tests/agents/test_learning.py), `make train`'s
+(the quickstart preset) and that preset on cartpole_swingup at action repeat 8, with
+`--params` on top. After every evaluation, one JSON line per run goes to
+<logdir>/<seed>/study.jsonl:
 
 - Adam per objective: the median of sqrt(v_hat) (the gradient scale Adam divides by) and
   `step_kept`, the mean of sqrt(v_hat) / (sqrt(v_hat) + epsilon): how much of Adam's
@@ -33,8 +35,12 @@ import sys
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# toy: the learning test's (tests/agents/test_learning.py); quickstart: `make train`'s.
-CONFIGS = {'toy': 'TOY', 'quickstart': {'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart']}}
+# toy: the learning test's (tests/agents/test_learning.py); quickstart: `make train`'s;
+# swingup: the quickstart on cartpole_swingup at PlaNet's action repeat for cartpole, 8
+# (docs/results.md §2: the nearest a real task came to a learning test).
+QUICKSTART = {'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart']}
+CONFIGS = {'toy': 'TOY', 'quickstart': QUICKSTART,
+           'swingup': dict(QUICKSTART, tasks=['cartpole_swingup'], action_repeat=8)}
 
 
 def parse_args(argv):
