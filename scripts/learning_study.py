@@ -23,8 +23,9 @@ The configs are the toy learning test's (tests/agents/test_learning.py), `make t
   actions; on toy_reach, the slope of the predicted value over the dot's position
   (positive when the value ranks states the right way).
 
-At the end it prints, per seed, the mean of the first 5 (random seed) episodes, of the last
-5 sampled training episodes, of the last 3 test episodes, and the best test return.
+At the end it prints, per seed, the mean of the random seed episodes (5, or 20 for swingup),
+of the last 5 sampled training episodes, of the last 3 test episodes, and the best test
+return.
 """
 
 import argparse
@@ -191,7 +192,8 @@ def study(config_name, seed, params, run_dir, cut, count, original_bootstrap=Fal
   records = [json.loads(line) for line in open(run_dir / 'metrics.jsonl')]
   train_returns = [r['train/return'] for r in records if 'train/return' in r]
   test_returns = [r['test/return'] for r in records if 'test/return' in r]
-  return {'seed': seed, 'random': float(np.mean(train_returns[:5])),
+  seed_returns = [r['train/return'] for r in records if 'train/return' in r and not r['updates']]
+  return {'seed': seed, 'random': float(np.mean(seed_returns)),
           'final_train': float(np.mean(train_returns[-5:])),
           'final_test': float(np.mean(test_returns[-3:])), 'best_test': float(max(test_returns))}
 
