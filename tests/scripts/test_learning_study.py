@@ -1,0 +1,52 @@
+"""scripts/learning_study.py: the original's bootstrap variant and the configs it names."""
+
+import importlib.util
+import pathlib
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from dreamer import config as config_lib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def load_study():
+  spec = importlib.util.spec_from_file_location('learning_study',
+                                                ROOT / 'scripts' / 'learning_study.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_original_bootstrap_uses_the_second_to_last_value():
+  study = load_study()
+  reward = np.array([[1., 2., 3., 4.]], np.float32)
+  value = np.array([[10., 20., 30., 40.]], np.float32)
+  discount, lambda_ = 0.5, 0.8
+  returns, kept = study.original_returns(
+      None, tf.constant(reward), tf.constant(value), tf.fill(reward.shape, discount),
+      {'bootstrap': True, 'lambda_': lambda_})
+  # SPEC 5.6/5.7 by hand: truncate to H - 1 steps, bootstrap b = v_{H-2} = 30.
+  expected, running = [], 30.0
+  for i in reversed(range(3)):
+    next_value = value[0, i + 1] if i < 2 else 30.0
+    running = reward[0, i] + discount * ((1 - lambda_) * next_value + lambda_ * running)
+    expected.insert(0, running)
+  np.testing.assert_allclose(returns.numpy()[0], expected, rtol=1e-6)
+  assert kept.shape == (1, 3)
+  # Without bootstrap all H steps stay and the tail is zero.
+  returns, _ = study.original_returns(
+      None, tf.constant(reward), tf.constant(value), tf.fill(reward.shape, discount),
+      {'bootstrap': False, 'lambda_': 1.0})
+  np.testing.assert_allclose(returns.numpy()[0], [3.25, 4.5, 5.0, 4.0], rtol=1e-6)
+
+
+def test_swingup_config_is_make_trains():
+  # The study's swingup config is what `make train` runs: the README's learning figures
+  # for one stand for the other.
+  line = next(l for l in (ROOT / 'Makefile').read_text().splitlines()
+              if l.startswith('PARAMS ?='))
+  make_train = config_lib.parse_params(re.sub(r'^PARAMS \?= ', '', line))
+  assert load_study().CONFIGS['swingup'] == make_train
