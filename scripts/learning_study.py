@@ -6,9 +6,9 @@
     python scripts/learning_study.py swingup --seeds 0 1 2 --cut
     python scripts/learning_study.py quickstart --seeds 0 --original-bootstrap   # SPEC 5.7 quirk
 
-The configs are the toy learning test's (tests/agents/test_learning.py), `make train`'s
-(the quickstart preset) and that preset on cartpole_swingup at action repeat 8, with
-`--params` on top. After every evaluation, one JSON line per run goes to
+The configs are the toy learning test's (tests/agents/test_learning.py), the quickstart
+preset's (cheetah_run) and `make train`'s (that preset on cartpole_swingup at action repeat
+8), with `--params` on top. After every evaluation, one JSON line per run goes to
 <logdir>/<seed>/study.jsonl:
 
 - Adam per objective: the median of sqrt(v_hat) (the gradient scale Adam divides by) and
@@ -20,8 +20,12 @@ The configs are the toy learning test's (tests/agents/test_learning.py), `make t
   state-vector tasks, the largest magnitude of each decoded observation in the real
   episode and in the states imagined from it (imagination leaving the data); the reward
   head's mean absolute error; the policy's mean and standard deviation of its sampled
-  actions; on toy_reach, the slope of the predicted value over the dot's position
-  (positive when the value ranks states the right way).
+  actions; `actor_push_reward` and `actor_push_value`, the gradient of the actor's
+  objective on those imagined trajectories with respect to the action head's mean bias,
+  split into what the imagined rewards and what the values (the bootstrap) contribute
+  (> 0: towards +1; what drives the policy to a bound); on toy_reach, the slope of the
+  predicted value over the dot's position (positive when the value ranks states the
+  right way).
 
 At the end it prints, per seed, the mean of the random seed episodes (5, or 20 for swingup),
 of the last 5 sampled training episodes, of the last 3 test episodes, and the best test
@@ -36,9 +40,10 @@ import sys
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# toy: the learning test's (tests/agents/test_learning.py); quickstart: `make train`'s;
-# swingup: the quickstart on cartpole_swingup at PlaNet's action repeat for cartpole, 8
-# (docs/results.md §2: the nearest a real task came to a learning test).
+# toy: the learning test's (tests/agents/test_learning.py); quickstart: the quickstart
+# preset as it is (cheetah_run); swingup: `make train`'s, the quickstart on cartpole_swingup
+# at PlaNet's action repeat for cartpole, 8 (docs/results.md §2: the nearest a real task
+# came to a learning test).
 QUICKSTART = {'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart']}
 CONFIGS = {'toy': 'TOY', 'quickstart': QUICKSTART,
            'swingup': dict(QUICKSTART, tasks=['cartpole_swingup'], action_repeat=8)}
@@ -105,10 +110,21 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
       value = ac.value(feat).mode().numpy()[0]
       row['value'] = float(np.mean(value[:-1]))
       row['real_return'] = float(np.mean(returns[:-1]))
-      states = ac_lib.imagine(wm.rssm, ac.actor, post, horizon)
-      imagined = wm.rssm.features(states)
-      rewards = wm.heads['reward'](imagined).mode()
-      values = ac.value(imagined).mode()
+      with tf.GradientTape(persistent=True) as tape:
+        states = ac_lib.imagine(wm.rssm, ac.actor, post, horizon)
+        imagined = wm.rssm.features(states)
+        rewards = wm.heads['reward'](imagined).mode()
+        values = ac.value(imagined).mode()
+        # The actor's objective is linear in the imagined rewards and values: split it
+        # into the part the rewards earn and the part the values (the bootstrap) add.
+        parts = {'reward': (rewards, tf.zeros_like(values)),
+                 'value': (tf.zeros_like(rewards), values)}
+        objectives = {name: actor_objective(ac, *part) for name, part in parts.items()}
+      # Where each part pushes the policy's mean action (the gradient of the objective
+      # with respect to the action head's mean bias; > 0 towards +1).
+      bias = ac.actor._mean.bias
+      for name, objective in objectives.items():
+        row[f'actor_push_{name}'] = float(tf.reduce_mean(tape.gradient(objective, bias)))
       targets = ops.lambda_return(
           rewards[:, :-1], values[:, :-1], discount * tf.ones_like(rewards[:, :-1]),
           values[:, -1], lambda_, axis=1)
@@ -127,6 +143,17 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
         row['value_slope_x'] = float(np.polyfit(x, value[:-1], 1)[0]) if np.ptp(x) else 0.0
     stats.append(row)
   return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]} if stats else {}
+
+
+def actor_objective(ac, reward, value):
+  """ActorCritic.actor_objective from given imagined rewards and values (no pcont)."""
+  import tensorflow as tf
+  from dreamer import ops
+  cfg = ac._action
+  discount = cfg['discount'] * tf.ones_like(reward)
+  returns, discount = ac._returns(reward, value, discount, cfg)
+  weight = ops.cumulative_discount(discount) if cfg['weight'] else 1.0
+  return tf.reduce_mean(weight * returns)
 
 
 def original_returns(self, reward, value, discount, cfg):
