@@ -117,9 +117,8 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
         values = ac.value(imagined).mode()
         # The actor's objective is linear in the imagined rewards and values: split it
         # into the part the rewards earn and the part the values (the bootstrap) add.
-        parts = {'reward': (rewards, tf.zeros_like(values)),
-                 'value': (tf.zeros_like(rewards), values)}
-        objectives = {name: actor_objective(ac, *part) for name, part in parts.items()}
+        objectives = {'reward': ac.objective(rewards, tf.zeros_like(values)),
+                      'value': ac.objective(tf.zeros_like(rewards), values)}
       # Where each part pushes the policy's mean action (the gradient of the objective
       # with respect to the action head's mean bias; > 0 towards +1).
       bias = ac.actor._mean.bias
@@ -143,17 +142,6 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
         row['value_slope_x'] = float(np.polyfit(x, value[:-1], 1)[0]) if np.ptp(x) else 0.0
     stats.append(row)
   return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]} if stats else {}
-
-
-def actor_objective(ac, reward, value):
-  """ActorCritic.actor_objective from given imagined rewards and values (no pcont)."""
-  import tensorflow as tf
-  from dreamer import ops
-  cfg = ac._action
-  discount = cfg['discount'] * tf.ones_like(reward)
-  returns, discount = ac._returns(reward, value, discount, cfg)
-  weight = ops.cumulative_discount(discount) if cfg['weight'] else 1.0
-  return tf.reduce_mean(weight * returns)
 
 
 def original_returns(self, reward, value, discount, cfg):

@@ -74,7 +74,14 @@ class ActorCritic(tf.Module):
     if self.value is None:
       returns = ops.discounted_return(reward, discount, axis=1)
       return tf.reduce_mean(returns)
-    value = self.value(feat).mode()
+    return self.objective(reward, self.value(feat).mode(), discount)
+
+  def objective(self, reward, value, discount=None):
+    """The actor's objective from imagined [N, H] rewards, values and discounts (default:
+    the constant discount); linear in the rewards and the values together."""
+    cfg = self._action
+    if discount is None:
+      discount = cfg['discount'] * tf.ones_like(reward)
     returns, discount = self._returns(reward, value, discount, cfg)
     weight = ops.cumulative_discount(discount) if cfg['weight'] else 1.0
     return tf.reduce_mean(weight * returns)

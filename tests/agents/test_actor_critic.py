@@ -77,6 +77,23 @@ def test_actor_objective_matches_numpy(discount, lambda_):
   assert float(objective) == pytest.approx(float(np.mean(weights * returns)), rel=1e-5)
 
 
+def test_objective_splits_into_reward_and_value_parts():
+  # learning_study's actor_push_reward / actor_push_value rest on this: the objective from
+  # rewards and values equals actor_objective, and is the sum of its reward-only and
+  # value-only parts.
+  value = LinearHead([0.0, 10.0, 0.0], 0.5)
+  ac = actor_critic.ActorCritic(None, value, discount=0.9, lambda_=0.8)
+  feat = tf.constant(FEAT)
+  rewards, values = reward_of(feat), value(feat).mode()
+  whole = ac.objective(rewards, values)
+  parts = (ac.objective(rewards, tf.zeros_like(values))
+           + ac.objective(tf.zeros_like(rewards), values))
+  np.testing.assert_allclose(float(whole), float(ac.actor_objective(
+      feat, FixedHead(reward_of), None)), rtol=1e-6)
+  np.testing.assert_allclose(float(parts), float(whole), rtol=1e-5)
+  assert abs(float(ac.objective(tf.zeros_like(rewards), values))) > 0.1
+
+
 @pytest.mark.parametrize('discount, lambda_', [(0.99, 0.95), (0.9, 0.5)])
 def test_value_loss_matches_numpy(discount, lambda_):
   value = LinearHead([0.0, 1.0, 0.0], 0.5)

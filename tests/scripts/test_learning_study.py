@@ -3,7 +3,6 @@
 import importlib.util
 import pathlib
 import re
-import types
 
 import numpy as np
 import tensorflow as tf
@@ -52,29 +51,3 @@ def test_swingup_config_is_make_trains():
   make_train = config_lib.parse_params(re.sub(r'^PARAMS \?= ', '', line))
   assert load_study().CONFIGS['swingup'] == make_train
 
-
-def test_actor_objective_splits_into_reward_and_value_parts():
-  # The diagnostics' actor_push_reward / actor_push_value rest on this: the study's
-  # objective equals the agent's, and is the sum of its reward-only and value-only parts.
-  from dreamer.agents import actor_critic
-  study = load_study()
-  rng = np.random.default_rng(0)
-  reward = tf.constant(rng.normal(size=(3, 6)), tf.float32)
-  value = tf.constant(rng.normal(size=(3, 6)) * 10, tf.float32)
-
-  class Fixed:
-    def __init__(self, out):
-      self.out = out
-
-    def __call__(self, feat):
-      del feat
-      return types.SimpleNamespace(mode=lambda: self.out)
-
-  ac = actor_critic.ActorCritic(None, Fixed(value), discount=0.9, lambda_=0.8)
-  agent = ac.actor_objective(tf.zeros((3, 6, 4)), Fixed(reward), None)
-  whole = study.actor_objective(ac, reward, value)
-  parts = (study.actor_objective(ac, reward, tf.zeros_like(value))
-           + study.actor_objective(ac, tf.zeros_like(reward), value))
-  np.testing.assert_allclose(float(whole), float(agent), rtol=1e-6)
-  np.testing.assert_allclose(float(parts), float(whole), rtol=1e-5)
-  assert abs(float(study.actor_objective(ac, tf.zeros_like(reward), value))) > 0.1
