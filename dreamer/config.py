@@ -65,14 +65,14 @@ _NON_NEGATIVE = [
     'num_seed_episodes', 'num_seed_steps', 'collect_steps', 'imagination_horizon',
     'collect_episodes', 'free_nats', 'model_layers', 'atari_noops',
     'overshooting_distance', 'imagination_skip_last', 'progress_every', 'render_size',
-    'batch_prefetch',
+    'batch_prefetch', 'action_beta',
 ]
 # Research options of the original that this implementation does not provide. Setting one
 # to anything but its default (in dreamer.yaml) is an error rather than a silent no-op.
 UNSUPPORTED = [
     'cpc_head', 'cpc_head_dist', 'cpc_head_std', 'cpc_head_layers', 'cpc_contrast',
-    'cpc_batch_amount', 'cpc_time_amount', 'return_head', 'value_maxent', 'action_beta',
-    'action_beta_dims_value', 'state_beta', 'global_div_scale', 'action_model_horizon',
+    'cpc_batch_amount', 'cpc_time_amount', 'return_head', 'action_beta_dims_value', 'state_beta',
+    'global_div_scale', 'action_model_horizon',
     'value_model_horizon', 'objective_value_ramp', 'action_source', 'value_source',
     'seed_episode_rewards',
 ]

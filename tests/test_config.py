@@ -75,6 +75,7 @@ def test_state_component_keys_are_known_for_their_task():
     ({'action_source': 'dataset'}, 'action_source: \'dataset\' is a research option'),
     ({'value_target_period': 0}, 'value_target_period must be positive'),
     ({'render_size': -1}, 'render_size must not be negative'),
+    ({'action_beta': -0.1}, 'action_beta must not be negative'),
     ({'train_collects': [{'bogus': 1}]}, 'Invalid key bogus'),
     ({'save_videos': 'avi'}, 'save_videos must be one of False, True, gif, mp4'),
     ({'save_videos': 1}, 'save_videos must be one of'),
@@ -129,6 +130,11 @@ def test_target_heads_are_supported():
   config = build({'tasks': ['dummy'], 'action_target_head': True, 'value_target_head': True,
                   'action_target_update': 0.5, 'action_target_period': 100})
   assert config.action_target_head and config.action_target_period == 100
+
+
+def test_entropy_bonus_is_supported():
+  config = build({'tasks': ['dummy'], 'action_beta': 1e-3, 'value_maxent': True})
+  assert config.action_beta == 1e-3 and config.value_maxent is True
 
 
 def test_numbers_in_exponent_notation_are_accepted():

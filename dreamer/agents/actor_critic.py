@@ -33,6 +33,11 @@ class ActorCritic(tf.Module):
   `value_target` gives the value targets, `action_target` drives the imagination that
   the value loss learns from. Their periods count trainer steps; `*_target_update` is the
   fraction moved towards the online head at each period (1: hard copy).
+
+  `action_beta` (SPEC 5.11, the original's actor entropy bonus): every imagined reward the
+  actor's objective sees gets `action_beta` times the entropy of the policy at that state
+  (estimated from samples for the tanh-normal), so the returns favour a policy that keeps
+  its spread; with `value_maxent` the value's targets include the same bonus.
   """
 
   def __init__(self, actor, value=None, value_target=None, action_target=None, *,
@@ -41,7 +46,8 @@ class ActorCritic(tf.Module):
                value_discount=0.99, value_lambda=0.95, value_bootstrap=True,
                value_loss_pcont=False, value_pcont_weight=True, action_loss_scale=1.0,
                value_loss_scale=1.0, value_target_period=50000, value_target_update=1.0,
-               action_target_period=50000, action_target_update=1.0, name='actor_critic'):
+               action_target_period=50000, action_target_update=1.0, action_beta=0.0,
+               value_maxent=False, name='actor_critic'):
     super().__init__(name=name)
     self.actor = actor
     self.value = value
@@ -60,11 +66,13 @@ class ActorCritic(tf.Module):
                        weight=value_pcont_weight)
     self._action_scale = action_loss_scale
     self._value_scale = value_loss_scale
+    self._beta = action_beta
+    self._value_maxent = value_maxent
 
   def actor_objective(self, feat, reward_head, pcont_head):
     """Mean weighted lambda-return of imagined trajectories; gradients flow through all."""
     cfg = self._action
-    reward = reward_head(feat).mode()
+    reward = reward_head(feat).mode() + self.entropy_bonus(self.actor, feat)
     discount = cfg['discount'] * tf.ones_like(reward)
     if cfg['loss_pcont']:
       pcont = pcont_head(feat).mean()
@@ -91,6 +99,8 @@ class ActorCritic(tf.Module):
     cfg = self._value
     feat = tf.stop_gradient(feat)
     reward = reward_head(feat).mode()
+    if self._value_maxent:
+      reward += tf.stop_gradient(self.entropy_bonus(self.action_target or self.actor, feat))
     discount = cfg['discount'] * tf.ones_like(reward)
     if cfg['loss_pcont']:
       discount *= tf.stop_gradient(pcont_head(feat).mean())
@@ -103,6 +113,16 @@ class ActorCritic(tf.Module):
     if cfg['weight']:
       loss *= ops.cumulative_discount(discount)
     return tf.reduce_mean(loss)
+
+  def entropy_bonus(self, actor, feat):
+    """[N, H] `action_beta` x the entropy of the policy at each imagined state (0 when off).
+
+    The policy sees the features as it does while imagining (without their gradient), so
+    the bonus trains the action head's spread and mean, not the path to the state.
+    """
+    if not self._beta:
+      return 0.0
+    return self._beta * actor(tf.stop_gradient(feat)).entropy()
 
   def _returns(self, reward, value, discount, cfg):
     if cfg['bootstrap']:

@@ -324,7 +324,8 @@ def _agent(config, obs_space, act_space, strategy, log):
         value_target_period=config.value_target_period,
         value_target_update=config.value_target_update,
         action_target_period=config.action_target_period,
-        action_target_update=config.action_target_update)
+        action_target_update=config.action_target_update, action_beta=config.action_beta,
+        value_maxent=config.value_maxent)
   if config.value_head and not config.action_head:
     raise BuildError('value_head: True needs action_head: True')
   optimizers = {'model': optimizer.Optimizer(

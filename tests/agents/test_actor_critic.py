@@ -48,9 +48,11 @@ def pcont_of(feat):
   return tf.sigmoid(feat[..., 2])
 
 
-def numpy_terms(discount, lambda_, pcont=None, value_w=(0.0, 1.0, 0.0), value_b=0.5):
-  """Rewards, values, per-step discounts, bootstrap, lambda-returns and weights."""
-  reward = FEAT[..., 0]
+def numpy_terms(discount, lambda_, pcont=None, value_w=(0.0, 1.0, 0.0), value_b=0.5,
+                bonus=0.0):
+  """Rewards (plus an entropy `bonus` per state), values, per-step discounts, bootstrap,
+  lambda-returns and weights."""
+  reward = FEAT[..., 0] + bonus
   value = FEAT @ np.asarray(value_w, np.float32) + value_b
   gamma = discount * np.ones_like(reward)
   if pcont is not None:
@@ -166,6 +168,90 @@ def test_actor_objective_gradient_flows_through_rewards_values_and_features():
   assert np.all(grad[..., 2] == 0)
 
 
+class NormalActor(tf.Module):
+  """Normal(feat[1], softplus(w feat[2] + b)) over one action dimension: its entropy,
+  0.5 log(2 pi e std^2), is exact, and only the std's weights receive its gradient."""
+
+  def __init__(self):
+    super().__init__()
+    self.w = tf.Variable(0.7)
+    self.b = tf.Variable(0.2)
+
+  def std(self, feat):
+    return tf.nn.softplus(self.w * feat[..., 2] + self.b)
+
+  def __call__(self, feat):
+    return tfd.Independent(tfd.Normal(feat[..., 1:2], self.std(feat)[..., None]), 1)
+
+
+@pytest.mark.parametrize('beta', [0.0, 0.3])
+def test_entropy_bonus_is_added_to_every_imagined_reward(beta):
+  # action_beta (SPEC 5.11): r_i + beta H[pi(.|f_i)] wherever the actor's returns use r_i;
+  # the value's targets only with value_maxent.
+  actor, value = NormalActor(), LinearHead([0.0, 1.0, 0.0], 0.5)
+  feat = tf.constant(FEAT)
+  entropy = 0.5 * np.log(2 * np.pi * np.e * actor.std(feat).numpy() ** 2)
+  bonus = beta * entropy
+  for maxent in (False, True):
+    ac = actor_critic.ActorCritic(actor, value, discount=0.9, lambda_=0.8,
+                                  value_discount=0.9, value_lambda=0.8, action_beta=beta,
+                                  value_maxent=maxent)
+    _, _, returns, weights = numpy_terms(0.9, 0.8, bonus=bonus)
+    objective = ac.actor_objective(feat, FixedHead(reward_of), None)
+    assert float(objective) == pytest.approx(float(np.mean(weights * returns)), rel=1e-5)
+    _, predicted, targets, weights = numpy_terms(0.9, 0.8, bonus=bonus if maxent else 0.0)
+    nll = 0.5 * (targets - predicted[:, :-1]) ** 2 + 0.5 * np.log(2 * np.pi)
+    loss = ac.value_loss(feat, FixedHead(reward_of), None)
+    assert float(loss) == pytest.approx(float(np.mean(weights * nll)), rel=1e-5)
+  if beta:
+    # The bonus is a real term: the objective without it differs.
+    plain = actor_critic.ActorCritic(actor, value, discount=0.9, lambda_=0.8)
+    assert abs(float(plain.actor_objective(feat, FixedHead(reward_of), None))
+               - float(objective)) > 0.05
+
+
+def test_entropy_bonus_trains_the_actor_not_the_path_to_the_state():
+  actor, value = NormalActor(), LinearHead([0.0, 1.0, 0.0], 0.5)
+  feat = tf.Variable(FEAT)
+  with tf.GradientTape(persistent=True) as tape:
+    with_bonus = actor_critic.ActorCritic(actor, value, action_beta=0.3).actor_objective(
+        feat, FixedHead(reward_of), None)
+    without = actor_critic.ActorCritic(actor, value).actor_objective(
+        feat, FixedHead(reward_of), None)
+    value_loss = actor_critic.ActorCritic(
+        actor, value, action_beta=0.3, value_maxent=True).value_loss(
+            feat, FixedHead(reward_of), None)
+  # A wider policy scores higher (d objective / d b > 0) and the features get the same
+  # gradient as without the bonus: it reaches the actor's weights only.
+  assert float(tape.gradient(with_bonus, actor.b)) > 0
+  assert tape.gradient(without, actor.b) is None
+  np.testing.assert_allclose(tape.gradient(with_bonus, feat).numpy(),
+                             tape.gradient(without, feat).numpy(), rtol=1e-5, atol=1e-7)
+  assert tape.gradient(value_loss, actor.b) is None
+
+
+def test_tanh_normal_entropy_pulls_a_saturated_policy_back():
+  # Why the bonus resists the actor's saturation (docs/results.md §2): the tanh-normal's
+  # entropy, estimated from samples as the original did, matches numerical integration,
+  # and its gradient keeps pointing away from the bound where the gradient of any reward
+  # through tanh vanishes.
+  from dreamer.networks import distributions
+  x = np.linspace(-12, 12, 200001)
+  for m, s in [(0.0, 1.0), (1.5, 0.5)]:
+    density = np.exp(-0.5 * ((x - m) / s) ** 2) / (s * np.sqrt(2 * np.pi))
+    log_det = 2 * (np.log(2) - x - np.logaddexp(0, -2 * x))  # log(1 - tanh(x)^2)
+    exact = np.trapezoid(density * (-np.log(density) + log_det), x)
+    tf.random.set_seed(0)
+    dist = distributions.tanh_normal(tf.fill([4000, 1], m), tf.fill([4000, 1], s),
+                                     squash_mean=False)
+    assert float(tf.reduce_mean(dist.entropy())) == pytest.approx(exact, abs=0.02)
+  mean = tf.Variable(tf.fill([256, 1], 4.0))
+  with tf.GradientTape() as tape:
+    entropy = tf.reduce_mean(distributions.tanh_normal(mean, 0.05, squash_mean=False).entropy())
+  grad_entropy, = tape.gradient(entropy, [mean])
+  assert float(tf.reduce_sum(grad_entropy)) < -1.0  # about -2 per unit of the mean at 4
+
+
 def test_actor_gradient_reaches_the_actor_only_through_the_dynamics(monkeypatch):
   """In the agent, the actor objective changes the actor's weights through the imagined
   states; cutting the gradient of those states leaves it exactly zero (the actor's input
@@ -188,3 +274,21 @@ def test_actor_gradient_reaches_the_actor_only_through_the_dynamics(monkeypatch)
   assert all(g is None for g in tape.gradient(value_loss, wm.model_variables))
   assert tf.linalg.global_norm(
       [g for g in tape.gradient(value_loss, ac.value.trainable_variables)]) > 0
+
+
+@pytest.mark.parametrize('discrete', [False, True])
+def test_entropy_bonus_trains_in_the_agent(discrete):
+  """With action_beta (and value_maxent) the agent trains with finite losses, continuous
+  (sampled entropy of the tanh-normal) and discrete (exact), and the bonus alone reaches
+  the actor: with the imagined states' gradient cut, only it is left."""
+  agent, _ = make_agent(discrete=discrete, action_beta=0.1, value_maxent=True)
+  data = batch(agent)
+  for _ in range(2):
+    metrics = agent.train(data)
+  assert np.isfinite(metrics['loss/action'].numpy()) and np.isfinite(metrics['loss/value'])
+  wm, ac = agent.world_model, agent.actor_critic
+  _, post, _ = wm.loss(wm.preprocess(data))
+  feat = tf.stop_gradient(wm.rssm.features(actor_critic.imagine(wm.rssm, ac.actor, post, 3)))
+  with tf.GradientTape() as tape:
+    cut = ac.actor_objective(feat, wm.heads['reward'], wm.heads['pcont'])
+  assert tf.linalg.global_norm(tape.gradient(cut, ac.actor.trainable_variables)) > 0
