@@ -4,11 +4,13 @@
     python scripts/learning_study.py toy --seeds 0 1 2 --params '{optimizer_epsilon: 1e-4}'
     python scripts/learning_study.py quickstart --seeds 0 1 2 --cut   # imagination gradient cut
     python scripts/learning_study.py swingup --seeds 0 1 2 --cut
+    python scripts/learning_study.py swingup_test --seeds 0 1 2 --cut
     python scripts/learning_study.py quickstart --seeds 0 --original-bootstrap   # SPEC 5.7 quirk
 
 The configs are the toy learning test's (tests/agents/test_learning.py), the quickstart
-preset's (cheetah_run) and `make train`'s (that preset on cartpole_swingup at action repeat
-8), with `--params` on top. After every evaluation, one JSON line per run goes to
+preset's (cheetah_run), `make train`'s (that preset on cartpole_swingup at action repeat
+8) and the swingup learning test's (make train's with a value target head and the actor
+entropy bonus, 1600 updates), with `--params` on top. After every evaluation, one JSON line per run goes to
 <logdir>/<seed>/study.jsonl:
 
 - Adam per objective: the median of sqrt(v_hat) (the gradient scale Adam divides by) and
@@ -23,7 +25,8 @@ preset's (cheetah_run) and `make train`'s (that preset on cartpole_swingup at ac
   actions; `actor_push_reward` and `actor_push_value`, the gradient of the actor's
   objective on those imagined trajectories with respect to the action head's mean bias,
   split into what the imagined rewards and what the values (the bootstrap) contribute
-  (> 0: towards +1; what drives the policy to a bound); on toy_reach, the slope of the
+  (> 0: towards +1; what drives the policy to a bound), and with `action_beta` the
+  entropy bonus's part, `actor_push_entropy`; on toy_reach, the slope of the
   predicted value over the dot's position (positive when the value ranks states the
   right way).
 
@@ -42,11 +45,12 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # toy: the learning test's (tests/agents/test_learning.py); quickstart: the quickstart
 # preset as it is (cheetah_run); swingup: `make train`'s, the quickstart on cartpole_swingup
-# at PlaNet's action repeat for cartpole, 8 (docs/results.md §2: the nearest a real task
-# came to a learning test).
+# at PlaNet's action repeat for cartpole, 8; swingup_test: the real-task learning test's
+# (docs/results.md §2).
 QUICKSTART = {'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart']}
 CONFIGS = {'toy': 'TOY', 'quickstart': QUICKSTART,
-           'swingup': dict(QUICKSTART, tasks=['cartpole_swingup'], action_repeat=8)}
+           'swingup': dict(QUICKSTART, tasks=['cartpole_swingup'], action_repeat=8),
+           'swingup_test': 'SWINGUP'}
 
 
 def parse_args(argv):
@@ -119,11 +123,15 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
         # into the part the rewards earn and the part the values (the bootstrap) add.
         objectives = {'reward': ac.objective(rewards, tf.zeros_like(values)),
                       'value': ac.objective(tf.zeros_like(rewards), values)}
+        bonus = ac.entropy_bonus(ac.actor, imagined)
+        if not isinstance(bonus, float):  # action_beta: the entropy bonus's own part.
+          objectives['entropy'] = ac.objective(bonus, tf.zeros_like(values))
       # Where each part pushes the policy's mean action (the gradient of the objective
       # with respect to the action head's mean bias; > 0 towards +1).
       bias = ac.actor._mean.bias
       for name, objective in objectives.items():
-        row[f'actor_push_{name}'] = float(tf.reduce_mean(tape.gradient(objective, bias)))
+        grad = tape.gradient(objective, bias)  # None where the gradient is cut (--cut).
+        row[f'actor_push_{name}'] = float(tf.reduce_mean(grad)) if grad is not None else 0.0
       targets = ops.lambda_return(
           rewards[:, :-1], values[:, :-1], discount * tf.ones_like(rewards[:, :-1]),
           values[:, -1], lambda_, axis=1)

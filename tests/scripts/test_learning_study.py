@@ -51,3 +51,14 @@ def test_swingup_config_is_make_trains():
   make_train = config_lib.parse_params(re.sub(r'^PARAMS \?= ', '', line))
   assert load_study().CONFIGS['swingup'] == make_train
 
+
+
+def test_swingup_test_config_is_make_trains_with_the_remedy():
+  # The swingup learning test trains make train's config with a short schedule, a faster
+  # model and the two options that keep the actor off its bound (docs/results.md §2).
+  from tests.agents import test_learning
+  assert load_study().CONFIGS['swingup_test'] == 'SWINGUP'
+  added = {k: v for k, v in test_learning.SWINGUP.items()
+           if load_study().CONFIGS['swingup'].get(k) != v}
+  assert set(added) == {'seed', 'model_lr', 'batch_prefetch', 'value_target_head',
+                        'value_target_period', 'action_beta', 'max_steps'}
