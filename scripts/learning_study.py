@@ -10,8 +10,8 @@
 The configs are the toy learning test's (tests/agents/test_learning.py), the quickstart
 preset's (cheetah_run), `make train`'s (that preset on cartpole_swingup at action repeat
 8) and the swingup learning test's (make train's with a value target head and the actor
-entropy bonus, 1600 updates), with `--params` on top. After every evaluation, one JSON line per run goes to
-<logdir>/<seed>/study.jsonl:
+entropy bonus, 1600 updates), with `--params` on top. After every evaluation, one JSON
+line per run goes to <logdir>/<seed>/study.jsonl:
 
 - Adam per objective: the median of sqrt(v_hat) (the gradient scale Adam divides by) and
   `step_kept`, the mean of sqrt(v_hat) / (sqrt(v_hat) + epsilon): how much of Adam's

@@ -1,6 +1,8 @@
-"""scripts/learning_study.py: the original's bootstrap variant and the configs it names."""
+"""scripts/learning_study.py: the original's bootstrap variant, the configs it names, and a cut run
+with the entropy bonus."""
 
 import importlib.util
+import json
 import pathlib
 import re
 
@@ -62,3 +64,16 @@ def test_swingup_test_config_is_make_trains_with_the_remedy():
            if load_study().CONFIGS['swingup'].get(k) != v}
   assert set(added) == {'seed', 'model_lr', 'batch_prefetch', 'value_target_head',
                         'value_target_period', 'action_beta', 'max_steps'}
+
+
+def test_a_cut_run_with_the_entropy_bonus_records_its_push(tmp_path):
+  # With the imagination gradient cut, the rewards and values push the actor nowhere and
+  # the entropy bonus is all that trains it; the diagnostics record that instead of failing.
+  study = load_study()
+  study.main(['toy', '--seeds', '0', '--cut', '--logdir', str(tmp_path), '--episodes', '1',
+              '--params', '{max_steps: 224, train_steps: 96, train_log_every: 96, '
+              'checkpoint_every: 96, test_steps: 16, action_beta: 0.1}'])
+  rows = [json.loads(line) for line in open(tmp_path / 'seed0' / 'study.jsonl')]
+  assert rows and all(r['actor_push_reward'] == 0 and r['actor_push_value'] == 0
+                      for r in rows)
+  assert all(r['actor_push_entropy'] != 0 for r in rows)
