@@ -18,8 +18,8 @@ paper's actor is driven to a bound of its tanh by the value's slope for anywhere
 threshold holds. The test adds two options of the original that keep it off the bound: a
 slowly updated value target (`value_target_head`, a copy every 100 updates) and the actor
 entropy bonus (`action_beta: 0.1`). Random play (the 20 seed episodes) returns 100-142 by
-seed; the trained policy's mode on the last evaluation 217-363 over 12 runs of seeds 0-2
-(seed 0's: 217-358 in 8); with the imagination gradient cut 26-182, so the test fails
+seed; the trained policy's mode on the last evaluation 217-440 over 14 runs of seeds 0-2
+(seed 0's: 217-440 in 10); with the imagination gradient cut 26-182, so the test fails
 (seed 0: 114). The cut actor, trained by the entropy bonus alone, samples like random
 play, so only the mode is held to the threshold (docs/results.md §2 has every run).
 
