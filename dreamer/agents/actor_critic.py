@@ -72,7 +72,9 @@ class ActorCritic(tf.Module):
   def actor_objective(self, feat, reward_head, pcont_head):
     """Mean weighted lambda-return of imagined trajectories; gradients flow through all."""
     cfg = self._action
-    reward = reward_head(feat).mode() + self.entropy_bonus(self.actor, feat)
+    reward = reward_head(feat).mode()
+    if self._beta:
+      reward += self.entropy_bonus(self.actor, feat)
     discount = cfg['discount'] * tf.ones_like(reward)
     if cfg['loss_pcont']:
       pcont = pcont_head(feat).mean()
@@ -99,7 +101,7 @@ class ActorCritic(tf.Module):
     cfg = self._value
     feat = tf.stop_gradient(feat)
     reward = reward_head(feat).mode()
-    if self._value_maxent:
+    if self._value_maxent and self._beta:
       reward += tf.stop_gradient(self.entropy_bonus(self.action_target or self.actor, feat))
     discount = cfg['discount'] * tf.ones_like(reward)
     if cfg['loss_pcont']:
