@@ -123,9 +123,9 @@ def diagnose(agent, directory, count, discount, lambda_, horizon):
         # into the part the rewards earn and the part the values (the bootstrap) add.
         objectives = {'reward': ac.objective(rewards, tf.zeros_like(values)),
                       'value': ac.objective(tf.zeros_like(rewards), values)}
-        bonus = ac.entropy_bonus(ac.actor, imagined)
-        if not isinstance(bonus, float):  # action_beta: the entropy bonus's own part.
-          objectives['entropy'] = ac.objective(bonus, tf.zeros_like(values))
+        if ac.action_beta:  # The entropy bonus's own part.
+          objectives['entropy'] = ac.objective(
+              ac.entropy_bonus(ac.actor, imagined), tf.zeros_like(values))
       # Where each part pushes the policy's mean action (the gradient of the objective
       # with respect to the action head's mean bias; > 0 towards +1).
       bias = ac.actor._mean.bias

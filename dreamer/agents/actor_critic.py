@@ -66,14 +66,14 @@ class ActorCritic(tf.Module):
                        weight=value_pcont_weight)
     self._action_scale = action_loss_scale
     self._value_scale = value_loss_scale
-    self._beta = action_beta
+    self.action_beta = action_beta
     self._value_maxent = value_maxent
 
   def actor_objective(self, feat, reward_head, pcont_head):
     """Mean weighted lambda-return of imagined trajectories; gradients flow through all."""
     cfg = self._action
     reward = reward_head(feat).mode()
-    if self._beta:
+    if self.action_beta:
       reward += self.entropy_bonus(self.actor, feat)
     discount = cfg['discount'] * tf.ones_like(reward)
     if cfg['loss_pcont']:
@@ -101,7 +101,7 @@ class ActorCritic(tf.Module):
     cfg = self._value
     feat = tf.stop_gradient(feat)
     reward = reward_head(feat).mode()
-    if self._value_maxent and self._beta:
+    if self._value_maxent and self.action_beta:
       reward += tf.stop_gradient(self.entropy_bonus(self.action_target or self.actor, feat))
     discount = cfg['discount'] * tf.ones_like(reward)
     if cfg['loss_pcont']:
@@ -117,14 +117,12 @@ class ActorCritic(tf.Module):
     return tf.reduce_mean(loss)
 
   def entropy_bonus(self, actor, feat):
-    """[N, H] `action_beta` x the entropy of the policy at each imagined state (0 when off).
+    """[N, H] `action_beta` x the entropy of the policy at each imagined state.
 
     The policy sees the features as it does while imagining (without their gradient), so
     the bonus trains the action head's spread and mean, not the path to the state.
     """
-    if not self._beta:
-      return 0.0
-    return self._beta * actor(tf.stop_gradient(feat)).entropy()
+    return self.action_beta * actor(tf.stop_gradient(feat)).entropy()
 
   def _returns(self, reward, value, discount, cfg):
     if cfg['bootstrap']:
