@@ -8,9 +8,9 @@
     python scripts/learning_study.py quickstart --seeds 0 --original-bootstrap   # SPEC 5.7 quirk
 
 The configs are the toy learning test's (tests/agents/test_learning.py), the quickstart
-preset's (cheetah_run), `make train`'s (that preset on cartpole_swingup at action repeat
-8) and the swingup learning test's (make train's with a value target head and the actor
-entropy bonus, 1600 updates), with `--params` on top. After every evaluation, one JSON
+preset's (cheetah_run), the paper's algorithm with that preset on cartpole_swingup at
+action repeat 8, and the swingup learning test's (the same with a value target head, 1600
+updates; `make train` runs it), with `--params` on top. After every evaluation, one JSON
 line per run goes to <logdir>/<seed>/study.jsonl:
 
 - Adam per objective: the median of sqrt(v_hat) (the gradient scale Adam divides by) and
@@ -44,9 +44,9 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # toy: the learning test's (tests/agents/test_learning.py); quickstart: the quickstart
-# preset as it is (cheetah_run); swingup: `make train`'s, the quickstart on cartpole_swingup
-# at PlaNet's action repeat for cartpole, 8; swingup_test: the real-task learning test's
-# (docs/results.md §2).
+# preset as it is (cheetah_run); swingup: the paper's algorithm with the quickstart on
+# cartpole_swingup at PlaNet's action repeat for cartpole, 8 (make train's until session 27);
+# swingup_test: the real-task learning test's, which `make train` runs (docs/results.md §2).
 QUICKSTART = {'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart']}
 CONFIGS = {'toy': 'TOY', 'quickstart': QUICKSTART,
            'swingup': dict(QUICKSTART, tasks=['cartpole_swingup'], action_repeat=8),

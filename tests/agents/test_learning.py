@@ -12,16 +12,18 @@ std 5), so its samples score like random play, and its mode alone can point eith
 With the imagination gradient cut (LEARN_CUT=1), the actor never changes and the test fails.
 
 `cartpole_swingup` (DeepMind Control, real physics, state vectors, no rendering): the
-quickstart preset's small networks at action repeat 8, 1600 updates. At this budget the
-paper's actor is driven to a bound of its tanh by the value's slope for anywhere between
-100 and 1300 updates, so its returns spread from 136 to 302 (docs/results.md §2) and no
-threshold holds. The test adds two options of the original that keep it off the bound: a
-slowly updated value target (`value_target_head`, a copy every 100 updates) and the actor
-entropy bonus (`action_beta: 0.1`). Random play (the 20 seed episodes) returns 100-142 by
-seed; the trained policy's mode on the last evaluation 217-440 over 14 runs of seeds 0-2
-(seed 0's: 217-440 in 10); with the imagination gradient cut 26-182, so the test fails
-(seed 0: 114). The cut actor, trained by the entropy bonus alone, samples like random
-play, so only the mode is held to the threshold (docs/results.md §2 has every run).
+quickstart preset's small networks at action repeat 8, 1600 updates; `make train` runs the
+same config. At this budget the paper's actor is driven to a bound of its tanh by the
+value's slope for anywhere between 100 and 1300 updates, so its returns spread from 136
+to 302 (docs/results.md §2) and no threshold holds. The test adds an option of the
+original that keeps it off the bound: value targets from a slowly updated copy of the
+value head (`value_target_head`, a copy every 100 updates). Random play (the 20 seed
+episodes) returns 100-143 by seed; the trained policy's mode on the last evaluation
+212-308 over 13 runs of seeds 0-3 and 5 (seed 0's, the test's: 212-308 in 7), 181 and 202
+on seed 4. With the imagination gradient cut the actor never changes, and its mode returns
+26-144 (seeds 0-2; seed 0: 138, 144), so the test fails; the threshold, 180, sits midway
+between seed 0's 144 and 212. The cut actor's broad samples score like random play or
+better, so only the mode is held to the threshold (docs/results.md §2 has every run).
 
 LEARN_SEED=<n> runs another seed; scripts/learning_study.py runs these configs over seeds
 with diagnostics.
@@ -53,9 +55,10 @@ TOY_THRESHOLD = 12.0
 SWINGUP = {
     'defaults': ['dreamer', 'cpu', 'proprio', 'quickstart'], 'tasks': ['cartpole_swingup'],
     'action_repeat': 8, 'seed': 0, 'model_lr': 2e-3, 'batch_prefetch': 0,
-    'value_target_head': True, 'value_target_period': 1600, 'action_beta': 0.1,
-    'max_steps': 25680}
-SWINGUP_THRESHOLD = 200.0
+    'value_target_head': True, 'value_target_period': 1600, 'max_steps': 25680}
+# Midway between what the test's seed reaches without learning (random play 100, the cut
+# actor's mode 138-144) and the lowest trained run of that seed (212).
+SWINGUP_THRESHOLD = 180.0
 
 def cut_imagination_gradient(monkeypatch):
   original = actor_critic.imagine
@@ -101,7 +104,6 @@ def test_dreamer_learns_cartpole_swingup_from_states(tmp_path, monkeypatch):
   print(f'random {random_play:.1f}, final train {final_train:.1f}, test {final_test:.1f}')
   assert random_play < 150.0
   # The sampled behaviour beats random play; the policy's mode clears the threshold, which
-  # the cut runs' modes (no better than random play: 4 episodes of it average 30-190)
-  # do not.
+  # the cut runs' unchanged modes (26-144 over seeds 0-2) do not.
   assert final_train > random_play, train_returns
   assert final_test > SWINGUP_THRESHOLD, test_returns
