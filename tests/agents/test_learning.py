@@ -19,7 +19,7 @@ to 302 (docs/results.md §2) and no threshold holds. The test adds an option of 
 original that keeps it off the bound: value targets from a slowly updated copy of the
 value head (`value_target_head`, a copy every 100 updates). Random play (the 20 seed
 episodes) returns 100-143 by seed; the trained policy's mode on the last evaluation
-212-308 over 13 runs of seeds 0-3 and 5 (seed 0's, the test's: 212-308 in 7), 181 and 202
+212-308 over 14 runs of seeds 0-3 and 5 (seed 0's, the test's: 212-308 in 8), 181 and 202
 on seed 4. With the imagination gradient cut the actor never changes, and its mode returns
 26-144 (seeds 0-2; seed 0: 138, 144), so the test fails; the threshold, 180, sits midway
 between seed 0's 144 and 212. The cut actor's broad samples score like random play or
