@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 LOGDIR ?= ./logdir/quickstart
 # A real task that learns within minutes on a CPU: cartpole_swingup from its state vectors
 # at action repeat 8 (PlaNet's for cartpole), 1600 updates of the quickstart preset's small
-# networks (configs/quickstart.yaml) with the original's value target head, which keeps the
-# actor off the bound of its tanh: the real-task learning test's config (docs/results.md section 2
-# has its seeds, random play and cut runs).
+# networks (configs/quickstart.yaml) with the original's value target head, which keeps
+# the actor off the bound of its tanh: the real-task learning test's config
+# (docs/results.md section 2 has its seeds, random play and cut runs).
 PARAMS ?= {defaults: [dreamer, cpu, proprio, quickstart], tasks: [cartpole_swingup], action_repeat: 8, model_lr: 0.002, value_target_head: true, value_target_period: 1600, max_steps: 25680}
 # One test worker per core (at most 4: each holds a TensorFlow runtime), the slowest
 # tests listed at the end.
