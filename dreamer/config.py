@@ -71,10 +71,9 @@ _NON_NEGATIVE = [
 # to anything but its default (in dreamer.yaml) is an error rather than a silent no-op.
 UNSUPPORTED = [
     'cpc_head', 'cpc_head_dist', 'cpc_head_std', 'cpc_head_layers', 'cpc_contrast',
-    'cpc_batch_amount', 'cpc_time_amount', 'return_head', 'action_beta_dims_value', 'state_beta',
-    'global_div_scale', 'action_model_horizon',
-    'value_model_horizon', 'objective_value_ramp', 'action_source', 'value_source',
-    'seed_episode_rewards',
+    'cpc_batch_amount', 'cpc_time_amount', 'return_head', 'action_beta_dims_value',
+    'state_beta', 'global_div_scale', 'action_model_horizon', 'value_model_horizon',
+    'objective_value_ramp', 'action_source', 'value_source', 'seed_episode_rewards',
 ]
 # Keys of one collection spec (train_collects / test_collects).
 COLLECT_KEYS = [

@@ -60,6 +60,7 @@ SWINGUP = {
 # actor's mode 138-144) and the lowest trained run of that seed (212).
 SWINGUP_THRESHOLD = 180.0
 
+
 def cut_imagination_gradient(monkeypatch):
   original = actor_critic.imagine
 
