@@ -5,7 +5,6 @@ user sees is indexed by environment frames.
 """
 
 import collections
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -16,8 +15,8 @@ from dreamer.training import background as background_lib
 from dreamer.training import checkpoints as checkpoints_lib
 from dreamer.training import collect as collect_lib
 from dreamer.training import divergence
+from dreamer.training import gauges as gauges_lib
 from dreamer.training import logger as logger_lib
-from dreamer.training import memory
 from dreamer.training import summaries
 
 
@@ -85,7 +84,6 @@ class Trainer:
     self._rng = np.random.default_rng(seed)
     self._log = log
     self._video_format = video_format
-    self._replay_stats = replay_stats
     self._progress_every = progress_every
     self._video = None  # (collection name, frames) of the current test phase's first episode.
     self._video_written = None
@@ -101,7 +99,8 @@ class Trainer:
     self._guard = divergence.Guard(self.checkpoints, lambda: self.frames)
     self._background = background
     self._deferred = []  # Episodes a background collection saved, to count and log here.
-    self._timer = (time.time(), 0, 0)
+    self._gauges = gauges_lib.Gauges(
+        batch, [(c[0], c[2]) for c in seed_collections], replay_stats)
 
   @property
   def frames(self):
@@ -247,9 +246,9 @@ class Trainer:
           results = self._collect(collection, phase_step)
           scores.append(np.mean([r for r, _ in results]))
         score = float(np.mean(scores))
-        values = _tags(metrics)
+        values = gauges_lib.tags(metrics)
         values['test/score'] = score
-        values.update(self._dataset_sizes())
+        values.update(self._gauges.dataset_sizes())
         self.logger.scalars('test', self.frames, values, global_step=self.global_step.numpy(),
                             updates=self.agent.updates.numpy())
         self._write_video()
@@ -317,32 +316,6 @@ class Trainer:
       summaries.write_video(
           self._dir / 'videos' / f'{name}-{self.frames:010d}.{self._video_format}', frames)
 
-  def _dataset_sizes(self):
-    sizes = {}
-    for name, _, directory, _, _ in self._seed_collections:
-      kind = 'train' if name.startswith('train') else 'test'
-      sizes[f'{kind}_dataset/episodes'] = sizes.get(f'{kind}_dataset/episodes', 0) + len(
-          episodes_lib.list_episodes(directory))
-    return sizes
-
-  def _rates(self):
-    now, frames, step = time.time(), self.frames, int(self.global_step.numpy())
-    last_time, last_frames, last_step = self._timer
-    elapsed = max(now - last_time, 1e-9)
-    self._timer = (now, frames, step)
-    updates = (step - last_step) / self._batch
-    return {'general/updates_per_second': updates / elapsed,
-            'general/fps': (frames - last_frames) / elapsed}
-
-  def _memory(self):
-    """general/ scalars: this process's resident memory and what the replay holds."""
-    values = {'general/memory_gb': memory.resident_bytes() / 1e9}
-    if self._replay_stats is not None:
-      episodes, steps, nbytes = self._replay_stats.snapshot()
-      values.update({'general/replay_episodes': episodes, 'general/replay_frames': steps,
-                     'general/replay_mb': nbytes / 1e6})
-    return values
-
   def _mean_metrics(self):
     pending = self._pending.pop('metrics', [])
     if not pending:
@@ -355,57 +328,21 @@ class Trainer:
       return
     recent = {k: float(np.mean([m[k].numpy() for m in pending[-self._print_every:]]))
               for k in pending[0]}
-    parts = [f'{name} {recent[key]:.2f}' for name, key in (
-        ('model', 'loss/model'), ('kl', 'objectives/kl'), ('actor', 'objectives/action'),
-        ('value', 'objectives/value')) if key in recent]
     returns = self._pending.get('train', [])
-    tail = f' | train return {returns[-1]:.1f}' if returns else ''
-    usage = self._memory()
-    tail += f" | memory {usage['general/memory_gb']:.2f} GB"
-    if 'general/replay_episodes' in usage:
-      tail += (f", replay {usage['general/replay_episodes']} episodes, "
-               f"{usage['general/replay_frames']} frames, {usage['general/replay_mb']:.1f} MB")
-    self._log(f'[{self.frames} frames] update {int(self.agent.updates.numpy())}: '
-              + ', '.join(parts) + tail)
+    self._log(self._gauges.progress_line(self.frames, int(self.agent.updates.numpy()), recent,
+                                         returns[-1] if returns else None))
 
   def _write_train(self, data):
-    values = _tags(self._mean_metrics())
+    values = gauges_lib.tags(self._mean_metrics())
     if not self.logger.writes:
       return
     summaries.write_predictions(self.logger, 'train', self.frames, self.agent, data)
-    values.update(self._rates())
-    values.update(self._dataset_sizes())
-    values.update(self._memory())
+    values.update(self._gauges.rates(self.frames, int(self.global_step.numpy())))
+    values.update(self._gauges.dataset_sizes())
+    values.update(self._gauges.memory())
     values['general/env_frames'] = self.frames
     values['general/updates'] = int(self.agent.updates.numpy())
     self.logger.scalars('train', self.frames, values, global_step=self.global_step.numpy(),
                         updates=self.agent.updates.numpy())
     self.logger.flush()
 
-
-_GROUPS = {'model': 'model', 'action': 'actor', 'value': 'value'}
-
-
-def _tags(metrics):
-  """Agent metric names -> TensorBoard tags grouped model/, actor/, value/, heads/."""
-  tags = {}
-  for key, value in metrics.items():
-    group, name = key.split('/', 1)
-    if group.startswith('optimizer_'):
-      owner = group[len('optimizer_'):]
-      prefix = _GROUPS.get(owner)
-      tag = f'{prefix}/{name}' if prefix else f'heads/{owner}_{name}'
-    elif group == 'loss':
-      prefix = _GROUPS.get(name)
-      tag = f'{prefix}/loss' if prefix else f'heads/{name}_loss'
-    elif name == 'action':
-      tag = 'actor/objective'
-    elif name == 'value':
-      continue  # The value objective is its loss, written as value/loss.
-    elif name in ('divergence', 'kl', 'prior_entropy', 'posterior_entropy', 'overshooting',
-                  'imagined_reward'):
-      tag = f'model/{name}'
-    else:
-      tag = f'model/{name}_log_prob'
-    tags[tag] = np.asarray(value)
-  return tags
