@@ -26,6 +26,11 @@ class Gauges:
     self._replay_stats = replay_stats
     self._timer = (time.time(), 0, 0)
 
+  def start(self, frames, step):
+    """Counts the rates from here, so that a resumed run's first ones leave out the frames
+    and updates of its earlier life (and the time of seeding)."""
+    self._timer = (time.time(), frames, step)
+
   def rates(self, frames, step):
     """Updates and env frames per second since the last call (or since the start)."""
     now = time.time()

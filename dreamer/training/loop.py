@@ -201,6 +201,7 @@ class Trainer:
     train_iter = iter(self._train_batches())
     test_iter = None
     last_phase = None
+    self._gauges.start(self.frames, int(self.global_step.numpy()))
     while int(self.global_step.numpy()) < self._max_steps:
       step = int(self.global_step.numpy())
       epoch, phase, phase_step = self._schedule(step)

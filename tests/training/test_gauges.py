@@ -28,6 +28,15 @@ def test_rates_count_updates_and_frames_since_the_last_call(monkeypatch):
       'general/updates_per_second': 2.0, 'general/fps': 100.0}
 
 
+def test_a_resumed_run_counts_its_rates_from_where_it_resumed(monkeypatch):
+  clock = iter([0.0, 500.0, 510.0])
+  monkeypatch.setattr(gauges.time, 'time', lambda: next(clock))
+  gauge = gauges.Gauges(batch=16, directories=[])
+  gauge.start(frames=40000, step=16 * 4000)  # Restored from a checkpoint.
+  assert gauge.rates(frames=41000, step=16 * 4100) == {
+      'general/updates_per_second': 10.0, 'general/fps': 100.0}
+
+
 def test_dataset_sizes_count_the_episodes_of_each_dataset(tmp_path):
   episode = {'reward': np.zeros(3, np.float32)}
   for directory, count in (('train_a', 2), ('train_b', 1), ('test_a', 3)):
