@@ -206,7 +206,8 @@ def build_config(params, state_components=None):
       dynamic.add(f'{component}_layers')
   unknown = sorted(key for key in params if key not in merged and key not in dynamic)
   if unknown:
-    hints = ''.join(_suggest(key, list(merged)) for key in unknown[:1])
+    hints = _suggest(unknown[0], list(merged)) or (
+        '; every param and its default is in configs/dreamer.yaml')
     raise ConfigError(f"Found unused config overrides: {', '.join(unknown)}{hints}")
   merged.update(params)
   merged['defaults'] = list(names)

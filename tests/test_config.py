@@ -53,6 +53,13 @@ def test_unknown_keys_fail_naming_every_one():
   assert 'model_size' in message and '\n' not in message
 
 
+def test_an_unknown_key_without_a_near_name_points_to_the_defaults():
+  with pytest.raises(config_lib.ConfigError) as error:
+    build({'tasks': ['dummy'], 'zzz_key': 1})
+  assert str(error.value) == ('Found unused config overrides: zzz_key; every param and its '
+                              'default is in configs/dreamer.yaml')
+
+
 def test_state_component_keys_are_known_for_their_task():
   config = build({'tasks': ['cheetah_run'], 'position_loss_scale': 0.5, 'velocity_layers': 2})
   assert config['position_loss_scale'] == 0.5
