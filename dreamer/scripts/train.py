@@ -157,7 +157,10 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
         seed=config.seed + rank, video_format=video_format(config),
         progress_every=config.progress_every, replay_stats=replay_stats, workers=workers,
         background=collector, log=log)
-    trainer.restore()
+    if not trainer.restore() and resuming and chief:
+      log(f'No checkpoint of this run was saved before it stopped (one is saved every '
+          f'{config.checkpoint_every} test-phase steps: checkpoint_every), so training starts '
+          f'again from new weights at env frame 0, with the episodes already in {run_dir}.')
     trainer.seed()
     yield from trainer.run()
   except stopped as e:

@@ -171,6 +171,25 @@ def test_resume_continues_from_the_last_readable_checkpoint(tmp_path, capsys):
   assert reader.get_tensor(updates[0]) == 8
 
 
+def test_resume_before_the_first_checkpoint_says_it_trains_again(tmp_path, capsys):
+  run(tmp_path, SMOKE)
+  assert 'No checkpoint' not in capsys.readouterr().out  # A new run has none to miss.
+  run_dir = tmp_path / '00001'
+  # As a run killed before its first checkpoint: config and episodes, no checkpoint.
+  for path in run_dir.glob('model.ckpt-*'):
+    path.unlink()
+  (run_dir / 'checkpoint').unlink()
+  (run_dir / 'DONE').unlink()
+  before = {p.name for p in episodes.list_episodes(run_dir / 'train_episodes')}
+  run(tmp_path, SMOKE)
+  out = capsys.readouterr().out
+  assert ('No checkpoint of this run was saved before it stopped (one is saved every 100 '
+          'test-phase steps: checkpoint_every), so training starts again from new weights '
+          f'at env frame 0, with the episodes already in {run_dir}.\n') in out
+  after = {p.name for p in episodes.list_episodes(run_dir / 'train_episodes')}
+  assert before < after and (run_dir / 'DONE').exists()
+
+
 def cli_command(logdir, params):
   return [sys.executable, '-m', 'dreamer.scripts.train', '--logdir', str(logdir),
           '--params', json.dumps(params)]  # JSON is a YAML 1.2 flow mapping.
