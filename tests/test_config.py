@@ -4,6 +4,7 @@ import pytest
 import ruamel.yaml
 
 from dreamer import config as config_lib
+from dreamer import config_checks
 from dreamer.envs import registry
 from dreamer.scripts import train
 
@@ -111,14 +112,14 @@ def test_bad_values_fail_with_one_line(params, message):
 
 def test_every_unsupported_research_option_fails_naming_itself():
   base = config_lib.load_preset('dreamer')
-  for key in config_lib.UNSUPPORTED:
+  for key in config_checks.UNSUPPORTED:
     default = base[key]
     if isinstance(default, bool):
       value = not default
     elif isinstance(default, (int, float)) or default is None:
       value = (default or 0) + 1.0
     else:
-      value = [c for c in config_lib._CHOICES.get(key, [default + '_other']) if c != default][0]
+      value = [c for c in config_checks._CHOICES.get(key, [default + '_other']) if c != default][0]
     with pytest.raises(config_lib.ConfigError) as error:
       build({'tasks': ['dummy'], key: value})
     assert str(error.value).startswith(f'{key}: ') and 'not supported' in str(error.value)
@@ -257,4 +258,4 @@ def test_invalid_config_yaml_fails_naming_the_file_and_line(tmp_path, text, line
     ('500mb', (0, 5 * 10 ** 8))])
 def test_loader_cache_size_counts_episodes_or_bytes(value, bound):
   config = build({'tasks': ['dummy'], 'loader_cache_size': value})
-  assert config_lib.cache_size(config.loader_cache_size) == bound
+  assert config_checks.cache_size(config.loader_cache_size) == bound

@@ -7,6 +7,7 @@ import functools
 import pathlib
 
 from dreamer import config as config_lib
+from dreamer import config_checks
 from dreamer.envs import parallel
 from dreamer.envs import registry
 
@@ -190,7 +191,7 @@ def datasets(config, run_dir, strategy=None, replay_stats=None, worker=0):
         pipeline.make_dataset(directory, batch=per_replica, seed=seed + 7919 * index,
                               **common, **kwargs)), size))
 
-  cache_episodes, cache_bytes = config_lib.cache_size(config.loader_cache_size)
+  cache_episodes, cache_bytes = config_checks.cache_size(config.loader_cache_size)
 
   def train():
     return make(run_dir / 'train_episodes', batch, config.seed, loader=config.loader,
