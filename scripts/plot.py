@@ -9,12 +9,13 @@ read from its config.yaml. Needs matplotlib and ruamel.yaml, not TensorFlow.
 
 import argparse
 import collections
-import json
 import pathlib
 import sys
 
 import numpy as np
 import ruamel.yaml
+
+from dreamer.training import records
 
 
 class PlotError(ValueError):
@@ -42,16 +43,14 @@ def task_of(run_dir):
 
 
 def read_curve(run_dir, metric):
-  """(env frames, values) of one run, one value per frame count (the mean of its records)."""
+  """(env frames, values) of one run, one value per frame count (the mean of its records).
+
+  A resumed run's records replace those of training its checkpoint did not keep.
+  """
   values = collections.defaultdict(list)
-  with open(run_dir / 'metrics.jsonl') as f:
-    for line in f:
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        continue  # A line still being written by a running job.
-      if metric in record and 'env_frames' in record:
-        values[record['env_frames']].append(record[metric])
+  for record in records.read(run_dir / 'metrics.jsonl'):
+    if metric in record and 'env_frames' in record:
+      values[record['env_frames']].append(record[metric])
   frames = np.array(sorted(values), np.float64)
   return frames, np.array([np.mean(values[x]) for x in sorted(values)], np.float64)
 

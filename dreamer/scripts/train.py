@@ -7,7 +7,6 @@ load it.
 
 import argparse
 import errno
-import json
 import os
 import pathlib
 import sys
@@ -15,6 +14,7 @@ import sys
 from dreamer import config as config_lib
 from dreamer.envs import parallel
 from dreamer.envs import registry
+from dreamer.training import records as run_records
 from dreamer.training import runs
 
 
@@ -157,10 +157,15 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
         seed=config.seed + rank, video_format=video_format(config),
         progress_every=config.progress_every, replay_stats=replay_stats, workers=workers,
         background=collector, log=log)
-    if not trainer.restore() and resuming and chief:
-      log(f'No checkpoint of this run was saved before it stopped (one is saved every '
-          f'{config.checkpoint_every} test-phase steps: checkpoint_every), so training starts '
-          f'again from new weights at env frame 0, with the episodes already in {run_dir}.')
+    restored = trainer.restore()
+    if resuming and chief:
+      if not restored:
+        log(f'No checkpoint of this run was saved before it stopped (one is saved every '
+            f'{config.checkpoint_every} test-phase steps: checkpoint_every), so training '
+            f'starts again from new weights at env frame 0, with the episodes already in '
+            f'{run_dir}.')
+      logger.resume(trainer.frames, global_step=trainer.global_step.numpy(),
+                    updates=agent.updates.numpy())
     trainer.seed()
     yield from trainer.run()
   except stopped as e:
@@ -228,7 +233,7 @@ def summary(run_dir):
   path = pathlib.Path(run_dir) / 'metrics.jsonl'
   if not path.exists():
     return None
-  records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  records = run_records.read(path)
   seeds = [r['test/return'] for r in records if 'test/return' in r and r['updates'] == 0]
   scores = [(r['env_frames'], r['test/score']) for r in records if 'test/score' in r]
   if not scores:

@@ -48,6 +48,19 @@ class Logger:
     record.update(values)
     self._jsonl.write(json.dumps(record) + '\n')
 
+  def resume(self, frames, **counters):
+    """Marks in metrics.jsonl that a resumed run trains on from `frames` env frames.
+
+    Its earlier records beyond those frames are of training that was lost (see
+    dreamer.training.records); TensorBoard shows both.
+    """
+    if not self.writes:
+      return
+    record = {'env_frames': int(frames), 'phase': 'resume', 'wall_time': round(time.time(), 3)}
+    record.update({k: int(v) for k, v in counters.items()})
+    self._jsonl.write(json.dumps(record) + '\n')
+    self._jsonl.flush()
+
   def image(self, phase, frames, name, image):
     """image: [H, W, C] uint8 or float in [0, 1]."""
     if not self.writes:

@@ -21,6 +21,7 @@ from dreamer.data import episodes
 from dreamer.envs import dummy
 from dreamer.scripts import build
 from dreamer.scripts import train
+from dreamer.training import records as run_records
 from tests.agents.test_dreamer import poison_posterior
 from tests.envs import worker_envs
 from tests.scripts.test_train import SMOKE
@@ -164,7 +165,14 @@ def test_resume_continues_from_the_last_readable_checkpoint(tmp_path, capsys):
   assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()
   log = [json.loads(l) for l in open(run_dir / 'metrics.jsonl')]
   assert max(r['env_frames'] for r in log) > frames_before
-  assert len(episodes.list_episodes(run_dir / 'train_episodes')) > train_before
+  # The file keeps both tries of epoch 2; read as one line of training, the second only.
+  restart = [i for i, r in enumerate(log) if r['phase'] == 'resume']
+  assert len(restart) == 1 and log[restart[0]]['global_step'] == 20
+  frames = log[restart[0]]['env_frames']
+  lost = [r for r in log[:restart[0]] if r['env_frames'] > frames]
+  assert {r['phase'] for r in lost} == {'train', 'test'}
+  kept = run_records.read(run_dir / 'metrics.jsonl')
+  assert kept == [r for r in log[:restart[0]] if r not in lost] + log[restart[0] + 1:]
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_dir)))
   updates = [k for k in reader.get_variable_to_shape_map() if k.startswith('agent/updates')]
   # 2 updates per 20-step epoch: 2 restored from step 20, then 6 more to step 80.
@@ -188,6 +196,12 @@ def test_resume_before_the_first_checkpoint_says_it_trains_again(tmp_path, capsy
           f'at env frame 0, with the episodes already in {run_dir}.\n') in out
   after = {p.name for p in episodes.list_episodes(run_dir / 'train_episodes')}
   assert before < after and (run_dir / 'DONE').exists()
+  # Read as one line of training: random play at frame 0, then the second try only.
+  log = [json.loads(l) for l in open(run_dir / 'metrics.jsonl')]
+  restart = [i for i, r in enumerate(log) if r['phase'] == 'resume']
+  assert len(restart) == 1 and log[restart[0]]['env_frames'] == 0
+  kept = run_records.read(run_dir / 'metrics.jsonl')
+  assert kept == [r for r in log[:restart[0]] if r['env_frames'] == 0] + log[restart[0] + 1:]
 
 
 def cli_command(logdir, params):

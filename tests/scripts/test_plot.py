@@ -78,6 +78,17 @@ def test_aggregate_mean_and_band_over_runs():
   np.testing.assert_allclose(mean, [2, 2, 3])  # The short run ends at 10 frames.
 
 
+def test_a_resumed_run_is_drawn_from_the_checkpoint_it_resumed_from(tmp_path):
+  fake_run(tmp_path / 'run', 'cartpole_balance', [(0, 300), (1000, 100), (2000, 200)])
+  with open(tmp_path / 'run' / 'metrics.jsonl', 'a') as f:
+    # The first process died writing a line; the second restored the checkpoint at 1000.
+    f.write('\n' + json.dumps({'env_frames': 1000, 'phase': 'resume'}) + '\n')
+    f.write(json.dumps({'env_frames': 2000, 'phase': 'test', 'test/return': 400}) + '\n')
+  frames, values = plot.read_curve(tmp_path / 'run', 'test/return')
+  np.testing.assert_array_equal(frames, [0, 1000, 2000])
+  np.testing.assert_array_equal(values, [300, 100, 400])  # Not the mean of 200 and 400.
+
+
 def test_compare_puts_tasks_side_by_side(tmp_path):
   for method, offset in (('dreamer', 0), ('planet', -5)):
     for seed in (1, 2):
