@@ -47,6 +47,7 @@ class Logger:
     record.update({k: int(v) for k, v in counters.items()})
     record.update(values)
     self._jsonl.write(json.dumps(record) + '\n')
+    self._jsonl.flush()  # A few lines per episode; a killed run keeps every one.
 
   def resume(self, frames, **counters):
     """Marks in metrics.jsonl that a resumed run trains on from `frames` env frames.

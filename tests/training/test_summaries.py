@@ -128,6 +128,19 @@ def test_logger_gif_is_an_image_summary_tensorboard_plays(tmp_path):
   assert decode(data).shape == (6, 24, 40, 3)
 
 
+def test_logger_metrics_lines_are_on_disk_at_once(tmp_path):
+  # A run killed between flushes (kill -9, the end of a session) keeps every line written.
+  logger = logger_lib.Logger(tmp_path)
+  read = lambda: [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  logger.scalars('train', 65000, {'train/return': 386.0}, global_step=1, updates=6500)
+  assert [(r['phase'], r['env_frames'], r['train/return']) for r in read()] == [
+      ('train', 65000, 386.0)]
+  logger.resume(60000, global_step=2, updates=6000)
+  assert read()[1] == {'env_frames': 60000, 'phase': 'resume',
+                       'wall_time': read()[1]['wall_time'], 'global_step': 2, 'updates': 6000}
+  logger.close()
+
+
 def test_predict_images_rolls_the_prior_open_loop():
   model = world_model.WorldModel(
       action_size=2, obs_shapes={'image': (64, 64, 3)}, stoch=4, deter=8, num_units=8,
