@@ -4,7 +4,8 @@ Every LOGDIR is one method: a base directory whose numbered runs (00001, 00002, 
 seeds, or a single run directory. A line is the mean over a method's runs of one task, the
 band spans their minimum and maximum. Without --compare all lines share one plot; with
 --compare every task gets its own plot and every LOGDIR a line in it. The task of a run is
-read from its config.yaml. Needs matplotlib and ruamel.yaml, not TensorFlow.
+read from its config.yaml. Needs matplotlib, ruamel.yaml and this repository's dreamer
+package (installed or not), not TensorFlow.
 """
 
 import argparse
@@ -15,7 +16,8 @@ import sys
 import numpy as np
 import ruamel.yaml
 
-from dreamer.training import records
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))  # Uninstalled.
+from dreamer.training import records  # pylint: disable=wrong-import-position
 
 
 class PlotError(ValueError):
