@@ -43,11 +43,7 @@ class Logger:
     with self.writer(phase).as_default():
       for name, value in values.items():
         tf.summary.scalar(name, value, step=int(frames))
-    record = {'env_frames': int(frames), 'phase': phase, 'wall_time': round(time.time(), 3)}
-    record.update({k: int(v) for k, v in counters.items()})
-    record.update(values)
-    self._jsonl.write(json.dumps(record) + '\n')
-    self._jsonl.flush()  # A few lines per episode; a killed run keeps every one.
+    self._line(phase, frames, counters, values)
 
   def resume(self, frames, **counters):
     """Marks in metrics.jsonl that a resumed run trains on from `frames` env frames.
@@ -55,12 +51,16 @@ class Logger:
     Its earlier records beyond those frames are of training that was lost (see
     dreamer.training.records); TensorBoard shows both.
     """
-    if not self.writes:
-      return
-    record = {'env_frames': int(frames), 'phase': 'resume', 'wall_time': round(time.time(), 3)}
+    if self.writes:
+      self._line('resume', frames, counters, {})
+
+  def _line(self, phase, frames, counters, values):
+    """One line of metrics.jsonl, on disk at once: a killed run keeps every line."""
+    record = {'env_frames': int(frames), 'phase': phase, 'wall_time': round(time.time(), 3)}
     record.update({k: int(v) for k, v in counters.items()})
+    record.update(values)
     self._jsonl.write(json.dumps(record) + '\n')
-    self._jsonl.flush()
+    self._jsonl.flush()  # A few lines per episode.
 
   def image(self, phase, frames, name, image):
     """image: [H, W, C] uint8 or float in [0, 1]."""
