@@ -69,22 +69,73 @@ class ActorCritic(tf.Module):
     self.action_beta = action_beta
     self._value_maxent = value_maxent
 
+  def losses(self, feat, reward_head, pcont_head, value_feat=None):
+    """The actor's objective, the value loss (None without a value head) and the mean
+    imagined reward, with each head evaluated once on the imagined features.
+
+    The same numbers and gradients as `actor_objective` and `value_loss` (tests check it).
+    The value's targets are the actor's lambda-returns under stop_gradient when both are
+    computed alike (same discount, lambda, bootstrap and continuation settings, no target
+    value head, the same rewards), as in the original; otherwise they are computed anew,
+    still from the rewards and continuations already predicted.
+
+    Args:
+      value_feat: features of the trajectories the value learns from when they are not
+        `feat` (those of the target actor), or None.
+    """
+    reward = reward_head(feat).mode()
+    pcont = None
+    if self._action['loss_pcont'] or (self._value['loss_pcont'] and value_feat is None):
+      pcont = pcont_head(feat).mean()
+    value = self.value(feat) if self.value is not None else None
+    objective, returns, discount = self._actor_terms(
+        feat, reward, pcont, value.mode() if value is not None else None)
+    imagined_reward = tf.reduce_mean(reward)
+    if value is None:
+      return objective, None, imagined_reward
+    if value_feat is not None:
+      return objective, self.value_loss(value_feat, reward_head, pcont_head), imagined_reward
+    feat = tf.stop_gradient(feat)
+    if self._shared_targets():
+      targets = returns
+    else:
+      reward = tf.stop_gradient(self._value_reward(feat, reward))
+      discount = self._value['discount'] * tf.ones_like(reward)
+      if self._value['loss_pcont']:
+        discount *= tf.stop_gradient(pcont)
+      target = self.value_target(feat).mode() if self.value_target else value.mode()
+      targets, discount = self._returns(reward, target, discount, self._value)
+    # The value loss trains only the value head's variables, so its predictions on `feat`
+    # (not stop-gradient) give the same gradients as predictions on stop_gradient(feat).
+    return objective, self._value_nll(value, targets, discount), imagined_reward
+
   def actor_objective(self, feat, reward_head, pcont_head):
     """Mean weighted lambda-return of imagined trajectories; gradients flow through all."""
-    cfg = self._action
     reward = reward_head(feat).mode()
+    pcont = pcont_head(feat).mean() if self._action['loss_pcont'] else None
+    value = self.value(feat).mode() if self.value is not None else None
+    return self._actor_terms(feat, reward, pcont, value)[0]
+
+  def _actor_terms(self, feat, reward, pcont, value):
+    """The objective from predicted rewards, continuations and values, with the returns
+    and discounts it weighed (None without a value head)."""
+    cfg = self._action
     if self.action_beta:
       reward += self.entropy_bonus(self.actor, feat)
     discount = cfg['discount'] * tf.ones_like(reward)
     if cfg['loss_pcont']:
-      pcont = pcont_head(feat).mean()
-      if self._pcont_stop_grad:
-        pcont = tf.stop_gradient(pcont)
-      discount *= pcont
-    if self.value is None:
+      discount *= tf.stop_gradient(pcont) if self._pcont_stop_grad else pcont
+    if value is None:
       returns = ops.discounted_return(reward, discount, axis=1)
-      return tf.reduce_mean(returns)
-    return self.objective(reward, self.value(feat).mode(), discount)
+      return tf.reduce_mean(returns), None, None
+    returns, discount = self._returns(reward, value, discount, cfg)
+    weight = ops.cumulative_discount(discount) if cfg['weight'] else 1.0
+    return tf.reduce_mean(weight * returns), returns, discount
+
+  def _shared_targets(self):
+    """Whether the value's lambda-returns are the actor's: same settings and rewards."""
+    same_reward = not self.action_beta or self._value_maxent
+    return self.value_target is None and same_reward and self._action == self._value
 
   def objective(self, reward, value, discount=None):
     """The actor's objective from imagined [N, H] rewards, values and discounts (default:
@@ -100,19 +151,25 @@ class ActorCritic(tf.Module):
     """Negative log-likelihood of stop-gradient lambda-return targets under the value head."""
     cfg = self._value
     feat = tf.stop_gradient(feat)
-    reward = reward_head(feat).mode()
-    if self._value_maxent and self.action_beta:
-      reward += tf.stop_gradient(self.entropy_bonus(self.action_target or self.actor, feat))
+    reward = self._value_reward(feat, reward_head(feat).mode())
     discount = cfg['discount'] * tf.ones_like(reward)
     if cfg['loss_pcont']:
       discount *= tf.stop_gradient(pcont_head(feat).mean())
     target_head = self.value_target or self.value
-    value = target_head(feat).mode()
-    targets, discount = self._returns(reward, value, discount, cfg)
+    targets, discount = self._returns(reward, target_head(feat).mode(), discount, cfg)
+    return self._value_nll(self.value(feat), targets, discount)
+
+  def _value_reward(self, feat, reward):
+    if self._value_maxent and self.action_beta:
+      reward += tf.stop_gradient(self.entropy_bonus(self.action_target or self.actor, feat))
+    return reward
+
+  def _value_nll(self, value, targets, discount):
+    """Mean negative log-likelihood of the targets under the value distribution of the
+    states that have one, weighted by the cumulative discount."""
     targets = tf.stop_gradient(targets)
-    steps = targets.shape[1]
-    loss = -self.value(feat[:, :steps]).log_prob(targets)
-    if cfg['weight']:
+    loss = -value[:, :targets.shape[1]].log_prob(targets)
+    if self._value['weight']:
       loss *= ops.cumulative_discount(discount)
     return tf.reduce_mean(loss)
 

@@ -116,20 +116,19 @@ class Dreamer(tf.Module):
         wm.rssm, self.actor_critic.actor, start, self._horizon, self._stop_grad)
     feat = wm.rssm.features(states)
     action_scale, value_scale = self.actor_critic.loss_scales
-    objective = self.actor_critic.actor_objective(feat, wm.heads['reward'], wm.heads['pcont'])
+    value_feat = None
+    if self.actor_critic.value is not None and self.actor_critic.action_target is not None:
+      # The value model learns from trajectories of the slowly updated target actor.
+      value_feat = wm.rssm.features(ac_lib.imagine(
+          wm.rssm, self.actor_critic.action_target, start, self._horizon, self._stop_grad))
+    objective, value_loss, imagined_reward = self.actor_critic.losses(
+        feat, wm.heads['reward'], wm.heads['pcont'], value_feat)
     metrics['action'] = objective
     losses['action'] = -objective * action_scale
-    if self.actor_critic.value is not None:
-      value_feat = feat
-      if self.actor_critic.action_target is not None:
-        # The value model learns from trajectories of the slowly updated target actor.
-        value_feat = wm.rssm.features(ac_lib.imagine(
-            wm.rssm, self.actor_critic.action_target, start, self._horizon, self._stop_grad))
-      value_loss = self.actor_critic.value_loss(
-          value_feat, wm.heads['reward'], wm.heads['pcont'])
+    if value_loss is not None:
       metrics['value'] = value_loss
       losses['value'] = value_loss * value_scale
-    metrics['imagined_reward'] = tf.reduce_mean(wm.heads['reward'](feat).mode())
+    metrics['imagined_reward'] = imagined_reward
     self._check_losses(losses)
     return losses, metrics
 

@@ -292,3 +292,75 @@ def test_entropy_bonus_trains_in_the_agent(discrete):
   with tf.GradientTape() as tape:
     cut = ac.actor_objective(feat, wm.heads['reward'], wm.heads['pcont'])
   assert tf.linalg.global_norm(tape.gradient(cut, ac.actor.trainable_variables)) > 0
+
+
+class Counted:
+  """A head that counts its calls."""
+
+  def __init__(self, head):
+    self.head, self.calls = head, 0
+
+  def __call__(self, feat):
+    self.calls += 1
+    return self.head(feat)
+
+  def __getattr__(self, name):
+    return getattr(self.head, name)
+
+
+LOSSES_SETTINGS = {
+    'default': dict(),
+    'value_target_head': dict(value_target=True),
+    'value_lambda_differs': dict(value_lambda=0.5),
+    'pcont': dict(loss_pcont=True, value_loss_pcont=True),
+    'pcont_stop_grad_value_only': dict(value_loss_pcont=True, pcont_stop_grad=True),
+    'entropy_bonus': dict(action_beta=0.3),
+    'entropy_bonus_maxent': dict(action_beta=0.3, value_maxent=True),
+    'no_value_head': dict(value=False),
+}
+
+
+@pytest.mark.parametrize('setting', sorted(LOSSES_SETTINGS))
+def test_losses_equal_the_separate_objectives_with_each_head_evaluated_once(setting):
+  """`losses` (what the agent trains with) gives actor_objective's and value_loss's numbers
+  and gradients, evaluating the reward, continuation and value heads once each where the
+  separate objectives evaluated them up to three times."""
+  options = dict(LOSSES_SETTINGS[setting])
+  value = LinearHead([0.0, 1.0, 0.0], 0.5) if options.pop('value', True) else None
+  if options.pop('value_target', False):
+    options['value_target'] = Counted(LinearHead([0.5, 0.3, 0.0], -0.2))
+  actor = NormalActor()
+  feat = tf.Variable(FEAT)
+  reward = LinearHead([1.0, 0.0, 0.5])
+  reward_head = Counted(lambda f: tfd.Deterministic(reward(f).mean()))
+  pcont_head = Counted(FixedHead(pcont_of))
+  counted_value = Counted(value) if value is not None else None
+  ac = actor_critic.ActorCritic(actor, counted_value, discount=0.9, lambda_=0.8,
+                                value_discount=0.9, **options)
+  with tf.GradientTape(persistent=True) as tape:
+    objective, value_loss, imagined_reward = ac.losses(feat, reward_head, pcont_head)
+  counts = (reward_head.calls, pcont_head.calls, counted_value.calls if value else 0)
+  with tf.GradientTape(persistent=True) as separate:
+    want_objective = ac.actor_objective(feat, reward_head, pcont_head)
+    want_value_loss = ac.value_loss(feat, reward_head, pcont_head) if value else None
+  assert counts[0] == 1 and counts[2] == (1 if value else 0)
+  assert counts[1] == (1 if ac._action['loss_pcont'] or ac._value['loss_pcont'] else 0)
+  assert float(imagined_reward) == pytest.approx(float(np.mean(reward(FEAT).mean())))
+  assert float(objective) == pytest.approx(float(want_objective), rel=1e-6)
+  sources = [feat] + list(actor.trainable_variables) + list(reward.trainable_variables)
+  for got, want in zip(tape.gradient(objective, sources),
+                       separate.gradient(want_objective, sources)):
+    assert (got is None) == (want is None)
+    if got is not None:
+      np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+  if value is None:
+    assert value_loss is None
+    return
+  assert float(value_loss) == pytest.approx(float(want_value_loss), rel=1e-6)
+  for got, want in zip(tape.gradient(value_loss, value.trainable_variables),
+                       separate.gradient(want_value_loss, value.trainable_variables)):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+  # Nothing but the value head learns from it (its predictions are shared with the actor's
+  # objective, so they are not on stop-gradient features; the agent differentiates the
+  # value loss with respect to the value head's variables only).
+  assert all(g is None for g in tape.gradient(value_loss, sources[1:]))
