@@ -1,6 +1,7 @@
 """The layers compute what their docstrings say, whatever the input's rank."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from dreamer.networks import layers
@@ -23,3 +24,24 @@ def test_dense_on_a_matrix_traces_no_reshape():
   assert not [op for op in graph.get_operations() if op.type == 'Reshape']
   graph = tf.function(dense).get_concrete_function(tf.TensorSpec([None, 4, 5])).graph
   assert [op for op in graph.get_operations() if op.type == 'Reshape']
+
+
+@pytest.mark.parametrize('size', [1, 3])
+def test_transposed_convolution_equals_tensorflows_with_its_gradients(size):
+  """From a 1x1 input the layer computes one matmul instead of the transposed convolution
+  (the decoder's first layer): the same outputs and gradients as tf.nn.conv2d_transpose."""
+  layer = layers.Conv2DTranspose(8, 5, 2, act=None)
+  x = tf.Variable(np.random.default_rng(0).normal(size=(4, size, size, 6)).astype(np.float32))
+  layer(x)
+  height = (size - 1) * 2 + 5
+  weights = tf.constant(np.random.default_rng(1).normal(size=(4, height, height, 8)),
+                        tf.float32)
+  with tf.GradientTape(persistent=True) as tape:
+    got = layer(x)
+    want = tf.nn.conv2d_transpose(x, layer.kernel, [4, height, height, 8], 2, 'VALID')
+    want += layer.bias
+    got_loss, want_loss = (tf.reduce_sum(weights * y) for y in (got, want))
+  np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+  for a, b in zip(tape.gradient(got_loss, [x, layer.kernel, layer.bias]),
+                  tape.gradient(want_loss, [x, layer.kernel, layer.bias])):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-4)
