@@ -7,6 +7,7 @@
     python scripts/benchmark.py --resize_sweep atari_pong # OpenCV vs scikit-image frame resizing
     python scripts/benchmark.py --pipeline_sweep          # replay -> batches, no model
     python scripts/benchmark.py --collect_overhead        # collection's own cost per step
+    python scripts/benchmark.py --batch 50 50 --profile /tmp/profile  # where an update's time goes
 
 Updates run on synthetic batches (random uint8 images and so on, in the layout of the
 replay), so no episodes on disk are needed. The agent, the batch of environments and the
@@ -74,8 +75,15 @@ def parse_args(argv):
                       'isolation mode')
   parser.add_argument('--overhead_steps', type=int, default=200,
                       help='timed agent steps per env and setting of --collect_overhead')
+  parser.add_argument('--profile', metavar='DIR', default=None,
+                      help='after the timed updates, trace --profile_updates more with '
+                      "tf.profiler into DIR (TensorBoard's Profile tab) and print the update's "
+                      'graph nodes, FLOPs, achieved share of the CPU peak and the top op '
+                      'types by share of the kernels\' time')
+  parser.add_argument('--profile_updates', type=int, default=3, help='updates of --profile')
+  parser.add_argument('--profile_top', type=int, default=12, help='op types --profile prints')
   args = parser.parse_args(argv)
-  for name in ('updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames',
+  for name in ('profile_updates', 'profile_top', 'updates', 'policy_steps', 'collect_steps', 'sweep_steps', 'resize_frames',
                'pipeline_episodes', 'pipeline_length', 'pipeline_batches', 'overhead_steps'):
     if getattr(args, name) < 1:
       parser.error(f'--{name} must be positive')
@@ -280,9 +288,9 @@ def main(argv=None):
       replicas=strategy.num_replicas_in_sync if strategy else 1,
       device=device_name(tf), tensorflow=tf.__version__)
 
-  def report(metric, value, unit):
-    print(json.dumps(dict(metric=metric, value=round(float(value), 6), unit=unit, **context)),
-          flush=True)
+  def report(metric, value, unit, **extra):
+    print(json.dumps(dict(metric=metric, value=round(float(value), 6), unit=unit, **extra,
+                          **context)), flush=True)
 
   with tempfile.TemporaryDirectory() as run_dir:
     collections, _ = build.collections(config, run_dir, lambda c, e: None, 'train')
@@ -296,7 +304,9 @@ def main(argv=None):
              'count')
       data = synthetic_batch(config, envs.obs_space, envs.act_space, rng)
       data = distribute.split_batch(strategy, {k: tf.constant(v) for k, v in data.items()})
-      time_updates(agent, data, args, report)
+      seconds = time_updates(agent, data, args, report)
+      if args.profile:
+        profile_updates(agent, data, args, seconds, report, config.precision)
       time_policy(agent, collection, args, report)
       time_collection(agent, collection, report)
     finally:
@@ -452,6 +462,48 @@ def time_updates(agent, data, args, report):
   seconds = (time.perf_counter() - start) / args.updates
   report('update_seconds', seconds, 's')
   report('updates_per_second', 1 / seconds, '1/s')
+  return seconds
+
+
+def profile_updates(agent, data, args, seconds, report, precision):
+  """Graph size, FLOPs and their rate against the CPU's peak, and the op types that take
+  the kernels' time, of the update just timed (scripts/update_profile.py)."""
+  import tensorflow as tf
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+  import update_profile
+  concrete = agent.train.get_concrete_function(data)
+  report('graph_nodes', update_profile.graph_nodes(concrete), 'count')
+  total, by_type = update_profile.dense_flops(concrete)
+  report('update_flops', total, 'FLOP', by_op_type=by_type,
+         method='2 x multiply-adds of every matmul and convolution, from static shapes')
+  report('update_flops_tensorflow', update_profile.tensorflow_flops(concrete), 'FLOP',
+         method='tf.compat.v1.profiler float_operation (also counts elementwise ops)')
+  cpu = update_profile.cpu_description()
+  # float16 has no fast path on these CPUs; its peak is taken as fp32's.
+  kind = 'bfloat16' if precision == 'bfloat16' else 'fp32'
+  peak = update_profile.peak_flops(cpu)
+  measured = update_profile.measured_matmul_flops('bfloat16' if kind == 'bfloat16' else 'float32')
+  report('achieved_flops_per_second', total / seconds, 'FLOP/s')
+  report('share_of_peak', total / seconds / peak[kind], 'fraction', peak=peak[kind],
+         peak_derivation=peak[f'{kind}_how'], cpu=cpu)
+  report('share_of_large_matmul', total / seconds / measured, 'fraction',
+         large_matmul_flops_per_second=measured,
+         note='a 2048 x 2048 matmul in TensorFlow: the best rate seen here in practice')
+  tf.profiler.experimental.start(args.profile)
+  try:
+    for _ in range(args.profile_updates):
+      metrics = agent.train(data)
+    float(metrics['loss/model'])
+  finally:
+    tf.profiler.experimental.stop()
+  durations, counts = update_profile.op_profile(args.profile)
+  busy = sum(durations.values())
+  report('profile_ops_per_update', sum(counts.values()) / args.profile_updates, 'count')
+  ranked = sorted(durations.items(), key=lambda item: -item[1])
+  for kind, value in ranked[:args.profile_top]:
+    report('profile_op_share', value / busy, 'fraction', op_type=kind,
+           seconds_per_update=round(value / args.profile_updates, 4),
+           calls_per_update=counts[kind] / args.profile_updates)
 
 
 def time_policy(agent, collection, args, report):

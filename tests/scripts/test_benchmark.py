@@ -119,3 +119,32 @@ def test_collect_overhead_splits_collection_time_by_isolation_and_env_count():
     assert record['loop_ms'] > 0 and record['policy_ms_per_call'] > 0
     assert record['raw_env_ms'] > 0 and record['task'] == 'dummy'
     assert abs(record['value'] - record['loop_ms'] - record['isolation_ms']) < 1e-3
+
+
+def test_profile_reports_graph_flops_peak_and_op_shares(tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
+             PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+  params = '{defaults: [dreamer, debug], cnn_depth: 4, imagination_horizon: 2}'
+  process = subprocess.run(
+      [sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), '--params', params,
+       '--batch', '2', '4', '--updates', '1', '--warmup', '0', '--policy_steps', '1',
+       '--collect_steps', '2', '--profile', str(tmp_path / 'profile'), '--profile_updates', '1',
+       '--profile_top', '5'],
+      capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+  assert process.returncode == 0, process.stderr[-3000:]
+  records = [json.loads(line) for line in process.stdout.splitlines()]
+  by_metric = {}
+  for record in records:
+    by_metric.setdefault(record['metric'], []).append(record)
+  assert by_metric['graph_nodes'][0]['value'] > 1000
+  ours = by_metric['update_flops'][0]
+  theirs = by_metric['update_flops_tensorflow'][0]['value']
+  # TensorFlow also counts elementwise ops; the matmuls and convolutions are most of it.
+  assert 0.5 * theirs < ours['value'] <= theirs
+  assert set(ours['by_op_type']) >= {'MatMul', 'Conv2D', 'Conv2DBackpropFilter'}
+  assert 0 < by_metric['share_of_peak'][0]['value'] < 1
+  assert 'GHz' in by_metric['share_of_peak'][0]['peak_derivation']
+  shares = by_metric['profile_op_share']
+  assert len(shares) == 5 and 0 < sum(r['value'] for r in shares) <= 1 + 1e-6
+  assert shares[0]['value'] >= shares[-1]['value']
+  assert list((tmp_path / 'profile').glob('plugins/profile/*/*.xplane.pb'))
