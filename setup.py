@@ -1,4 +1,5 @@
-"""Packaging for dreamer. Presets in configs/ are installed as dreamer/configs."""
+"""Packaging for dreamer. Presets in configs/ are installed as dreamer/configs; the published
+returns in dreamer/reference/ (CSV, with their README and licence) as package data."""
 
 import pathlib
 
@@ -26,7 +27,8 @@ setuptools.setup(
     python_requires='>=3.11',
     packages=setuptools.find_packages(include=['dreamer', 'dreamer.*']) + ['dreamer.configs'],
     package_dir={'dreamer.configs': 'configs'},
-    package_data={'dreamer.configs': ['*.yaml']},
+    package_data={'dreamer.configs': ['*.yaml'],
+                  'dreamer.reference': ['*.csv', 'README.md', 'LICENSE']},
     install_requires=pins(
         'tensorflow', 'tensorflow-probability', 'tf-keras', 'keras', 'tensorboard', 'numpy',
         'ruamel.yaml', 'imageio', 'imageio-ffmpeg', 'pillow', 'matplotlib'),
