@@ -234,12 +234,12 @@ def summary(run_dir):
   if not path.exists():
     return None
   records = run_records.read(path)
-  seeds = [r['test/return'] for r in records if 'test/return' in r and r['updates'] == 0]
-  scores = [(r['env_frames'], r['test/score']) for r in records if 'test/score' in r]
+  scores = run_records.evaluations(records)
   if not scores:
     return None
   minutes = (records[-1]['wall_time'] - records[0]['wall_time']) / 60
-  random_play = f'random play {sum(seeds) / len(seeds):.0f}, ' if seeds else ''
+  seeds = run_records.random_play(records)
+  random_play = f'random play {seeds:.0f}, ' if seeds is not None else ''
   return (f'{pathlib.Path(run_dir).name}: test return {random_play}first evaluation '
           f'{scores[0][1]:.0f} -> last {scores[-1][1]:.0f} at {scores[-1][0]} env frames '
           f'({minutes:.1f} min)')

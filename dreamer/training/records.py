@@ -27,3 +27,15 @@ def read(path):
       else:
         kept.append(record)
   return kept
+
+
+def random_play(records):
+  """Mean return of the test directory's random seed episodes (recorded before any update),
+  or None when the run has none."""
+  seeds = [r['test/return'] for r in records if 'test/return' in r and r.get('updates') == 0]
+  return sum(seeds) / len(seeds) if seeds else None
+
+
+def evaluations(records):
+  """[(env frames, score)] of the run's evaluations: each test phase's mean test return."""
+  return [(r['env_frames'], r['test/score']) for r in records if 'test/score' in r]

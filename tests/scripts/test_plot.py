@@ -137,3 +137,93 @@ def test_plot_script_does_not_import_tensorflow(tmp_path):
                           timeout=120)
   assert result.stdout.strip().splitlines()[-1] == 'False', result.stderr
   assert (tmp_path / 'a.png').exists()
+
+
+def evaluated_run(run_dir, task, seed_returns, evaluations):
+  """A run with random seed episodes (updates 0) and evaluations at (frames, score)."""
+  run_dir.mkdir(parents=True)
+  (run_dir / 'config.yaml').write_text(config_lib.to_yaml({'tasks': [task]}))
+  with open(run_dir / 'metrics.jsonl', 'w') as f:
+    for index, value in enumerate(seed_returns):
+      f.write(json.dumps({'env_frames': 1000 * index, 'phase': 'test', 'updates': 0,
+                          'test/return': value}) + '\n')
+    for frames, score in evaluations:
+      for tag in ('test/return', 'test/score'):
+        f.write(json.dumps({'env_frames': frames, 'phase': 'test', 'updates': frames // 10,
+                            tag: score}) + '\n')
+
+
+@pytest.fixture
+def cheetah_logdir(tmp_path):
+  """Two seeds of cheetah_run evaluated every 10k frames (one to 114k, one to 94k) and a
+  dummy run, which has no published figures."""
+  logdir = tmp_path / 'curve_cpu'
+  evaluated_run(logdir / '00001', 'cheetah_run', [2, 4],
+                [(f, f / 1000) for f in range(14000, 120000, 10000)])
+  evaluated_run(logdir / '00002', 'cheetah_run', [3, 5],
+                [(f, f / 500) for f in range(14000, 100000, 10000)])
+  evaluated_run(logdir / 'dummy' / '00001', 'dummy', [1], [(2000, 3), (4000, 5)])
+  return logdir
+
+
+def test_evaluation_near_stays_within_one_evaluation_period():
+  evals = [(14000, 1.0), (24000, 2.0), (34000, 3.0)]
+  assert plot.evaluation_near(evals, 5000) == (14000, 1.0)  # 9000 from it: within 10000.
+  assert plot.evaluation_near(evals, 30000) == (34000, 3.0)
+  assert plot.evaluation_near(evals, 44000) == (34000, 3.0)
+  assert plot.evaluation_near(evals, 44001) is None
+  assert plot.evaluation_near([(5000, 7.0)], 10000) == (5000, 7.0)  # Period: its frames.
+  assert plot.evaluation_near([(5000, 7.0)], 10001) is None
+  assert plot.evaluation_near([], 5000) is None
+
+
+def test_table_compares_each_run_with_the_published_seeds(cheetah_logdir, tmp_path):
+  result = cli(str(cheetah_logdir), '--table')
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert lines[0] == "No published figures for task 'dummy'; it is not in the table."
+  rows = {line.split(' | ')[2]: line.split(' | ') for line in lines if 'cheetah_run' in line}
+  assert sorted(rows) == ['105000', '5000']  # 205000 lies beyond both runs' reach.
+  row = rows['105000']
+  assert row[3] == '00001: 104 (104000), 00002: -'  # 00002 ends 11000 before it.
+  assert row[4:7] == ['104', '79, 223, 109, 136, 91', '128']
+  assert row[7] == '00001: 3, 00002: 4 |'  # The mean of each run's seed episodes.
+  assert rows['5000'][3] == '00001: 14 (14000), 00002: 28 (14000)'
+  assert not (tmp_path / 'curves.png').exists() and 'Wrote' not in result.stdout
+  (tmp_path / 'none').mkdir()
+  evaluated_run(tmp_path / 'none' / '00001', 'walker_walk', [1], [(500, 1.0), (1000, 2.0)])
+  result = cli(str(tmp_path / 'none'), '--table')
+  assert result.returncode == 0, result.stderr
+  assert "reached none of its published frame counts (5000, ...)" in result.stdout
+  assert 'there is nothing to compare' in result.stdout
+
+
+def test_reference_draws_the_published_band_up_to_the_runs_reach(cheetah_logdir, tmp_path):
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  data = plot.load([cheetah_logdir], ['curve_cpu'], 'test/return')
+  assert plot.reached(data, 'cheetah_run') == 114000
+  assert plot.reference_notes(data) == [
+      "No published figures for task 'dummy'; it is drawn without them."]
+  fig, ax = plt.subplots()
+  plot.draw_reference(ax, 'cheetah_run', 114000)
+  curve, = [line for line in ax.lines if line.get_label().startswith('Dreamer, published')]
+  np.testing.assert_array_equal(curve.get_xdata(), [5000, 105000])  # Not 205000 and on.
+  np.testing.assert_allclose(curve.get_ydata(), [2.42, 127.64])
+  band, = ax.collections
+  np.testing.assert_allclose(band.get_paths()[0].vertices[:, 1].max(), 223.0)  # Seed 1.
+  labels = sorted(line.get_label() for line in ax.lines if line is not curve)
+  assert labels == ['A3C, states, 1e8 frames: 214', 'D4PG, pixels, 1e8 frames: 524',
+                    'PlaNet, pixels, 1e6 frames: 662', 'SLAC, pixels, 3e6 frames: 880']
+  plt.close(fig)
+  short = {'cheetah_run': {'m': [(np.array([0., 4000.]), np.array([1., 2.]))]}}
+  assert 'before its first published point (5000)' in plot.reference_notes(short)[0]
+  out = tmp_path / 'reference.png'
+  result = cli(str(cheetah_logdir), '--reference', '--compare', '--out', str(out))
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines() == [
+      "No published figures for task 'dummy'; it is drawn without them.", f'Wrote {out}.']
+  assert out.stat().st_size > 10000
+  result = cli(str(cheetah_logdir), '--reference', '--metric', 'model/loss')
+  assert result.returncode == 2 and '--reference draws published test returns' in result.stderr

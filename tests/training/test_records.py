@@ -25,3 +25,16 @@ def test_a_run_without_resumes_is_read_as_written(tmp_path):
   rows = [{'env_frames': f, 'phase': p} for f in (0, 10, 10, 20) for p in ('train', 'test')]
   write(tmp_path / 'metrics.jsonl', rows)
   assert records.read(tmp_path / 'metrics.jsonl') == rows
+
+
+def test_random_play_and_evaluations():
+  rows = [
+      {'env_frames': 0, 'phase': 'train', 'updates': 0, 'train/return': 999},
+      {'env_frames': 0, 'phase': 'test', 'updates': 0, 'test/return': 10},
+      {'env_frames': 1000, 'phase': 'test', 'updates': 0, 'test/return': 20},
+      {'env_frames': 5000, 'phase': 'test', 'updates': 40, 'test/return': 300},
+      {'env_frames': 5000, 'phase': 'test', 'updates': 40, 'test/score': 300},
+      {'env_frames': 9000, 'phase': 'test', 'updates': 80, 'test/score': 500}]
+  assert records.random_play(rows) == 15  # The test seed episodes, not the train ones.
+  assert records.evaluations(rows) == [(5000, 300), (9000, 500)]
+  assert records.random_play(rows[3:]) is None
