@@ -35,7 +35,8 @@ _LAUNCH_KEYS = ('seed', 'distribute')
 
 def build_config(params, run_dir=None, write=True):
   """Builds and checks the config; on resume the run's config.yaml wins (SPEC 1.6), but for
-  `distribute`, which follows the command. write=False reads the config.yaml that another
+  `distribute`, which follows the command, and a `max_steps` given in params that is larger
+  than the stored one, which extends the run. write=False reads the config.yaml that another
   process wrote (the chief of distribute: multi_worker) and never writes one."""
   params = config_lib.parse_params(params)
   fresh = config_lib.build_config(params, registry.state_components_checked)
@@ -49,19 +50,52 @@ def build_config(params, run_dir=None, write=True):
     # A run written before a param existed trains on with the param as this command has
     # it (the default unless given), and its config.yaml records that from now on.
     added = [k for k in fresh if k not in stored]
-    changed = sorted(k for k in fresh
-                     if k not in _LAUNCH_KEYS and k not in added and stored[k] != fresh[k])
+    extend = extends(params, fresh.max_steps, stored)
+    changed = sorted(k for k in fresh if k not in _LAUNCH_KEYS and k not in added
+                     and stored[k] != fresh[k] and not (k == 'max_steps' and extend))
     if changed and write:
       print(f"Using the run's stored config.yaml; ignoring changed params: {', '.join(changed)}")
     completed = dict(stored, **{k: fresh[k] for k in added})
     if added and write:
       values = ', '.join(f'{k}: {fresh[k]!r}' for k in sorted(added))
       print(f"The run's config.yaml predates params it now gets from this command: {values}")
+    if extend:
+      completed['max_steps'] = fresh.max_steps
+      if write:
+        print(f"Extending the run from max_steps {stored['max_steps']} to {fresh.max_steps} "
+              "as given; its other params stay as stored in its config.yaml.")
+    if (added or extend) and write:
       _write_config(path, completed)
     return config_lib.Config(completed, distribute=fresh.distribute)
   path.parent.mkdir(parents=True, exist_ok=True)
   _write_config(path, fresh)
   return fresh
+
+
+def extends(params, max_steps, stored):
+  """Whether params give `max_steps` (the checked value) above the run's stored one: a longer
+  schedule, the one param in which a command overrides a run it resumes (or reopens)."""
+  return ('max_steps' in params and stored.get('max_steps') is not None
+          and max_steps > stored['max_steps'])
+
+
+def reopen_fn(params, max_steps, log=print):
+  """The run manager's reopen_fn: reopens a finished run when params extend its schedule to
+  `max_steps`; says so when a max_steps given in params does not, as there is nothing to do."""
+
+  def reopen(run_dir):
+    path = pathlib.Path(run_dir) / 'config.yaml'
+    if 'max_steps' not in params or not path.exists():
+      return False
+    stored = config_lib.from_yaml(path.read_text(), path)
+    if extends(params, max_steps, stored):
+      return True
+    log(f"Run {pathlib.Path(run_dir).name} finished at max_steps {stored.get('max_steps')}; "
+        f'max_steps {max_steps} does not extend it, so there is nothing to do (a larger '
+        'max_steps trains it further).')
+    return False
+
+  return reopen
 
 
 def _write_config(path, values):
@@ -263,7 +297,8 @@ def main(args):
     return _train_with_workers(logdir, params, args, config)
   return runs.run_experiments(
       logdir, lambda run_dir, info: run(run_dir, params), num_runs=args.num_runs,
-      resume_runs=args.resume_runs, ping_every=args.ping_every, check_fn=check_stored_config)
+      resume_runs=args.resume_runs, ping_every=args.ping_every, check_fn=check_stored_config,
+      reopen_fn=reopen_fn(params, config.max_steps))
 
 
 def _train_with_workers(logdir, params, args, config):
@@ -297,7 +332,8 @@ def _train_with_workers(logdir, params, args, config):
 
   finished = runs.run_experiments(
       logdir, process, num_runs=args.num_runs, resume_runs=args.resume_runs,
-      ping_every=args.ping_every, check_fn=check_stored_config)
+      ping_every=args.ping_every, check_fn=check_stored_config,
+      reopen_fn=reopen_fn(params, config.max_steps))
   announce(0)
   return finished
 

@@ -1,6 +1,7 @@
 """Experiment run manager (SPEC 1.4): turns one base directory into numbered runs that several
 worker processes can share, with PING/DONE/FAIL marker files and a heartbeat thread."""
 
+import contextlib
 import datetime
 import itertools
 import os
@@ -26,7 +27,8 @@ class _Conflict(Exception):
 
 
 def run_experiments(logdir, process_fn, num_runs=1, resume_runs=True, ping_every=0,
-                    start_fn=None, resume_fn=None, worker_name=None, log=print, check_fn=None):
+                    start_fn=None, resume_fn=None, worker_name=None, log=print, check_fn=None,
+                    reopen_fn=None):
   """Visits run dirs <logdir>/00001 ... and runs process_fn on each one this worker may claim.
 
   process_fn(run_dir, info) returns an iterable of scores (normally a generator); it is iterated
@@ -38,6 +40,10 @@ def run_experiments(logdir, process_fn, num_runs=1, resume_runs=True, ping_every
   check_fn(run_dir), if given, runs before this worker claims a run it would start or resume;
   an exception from it propagates with nothing of the run written (no PING, FAIL or DONE), so
   that input the user can fix, such as a damaged config.yaml, leaves the run as it was.
+
+  reopen_fn(run_dir), if given and resume_runs is on, is asked about every run that finished
+  without a failure (DONE, no FAIL); when it returns True (a longer schedule, say) the run
+  resumes like an unfinished one, and its DONE is removed once this worker has claimed it.
 
   Returns the list of run directories this call finished (wrote DONE for without a failure).
   An Exception from a hook or process_fn writes FAIL and DONE and is re-raised, except
@@ -56,12 +62,15 @@ def run_experiments(logdir, process_fn, num_runs=1, resume_runs=True, ping_every
   for number in _run_numbers(num_runs, ping_every):
     run = _Run(os.path.join(logdir, '%05d' % number), worker_name, ping_every, log)
     try:
-      mode = run.decide(resume_runs)
+      mode = run.decide(resume_runs, reopen_fn)
       if mode is None:
         continue
       if check_fn:
         check_fn(run.dir)
       run.claim()
+      if mode == 'reopen':
+        with contextlib.suppress(FileNotFoundError):  # A worker that claimed it at once.
+          os.remove(run.path('DONE'))
     except _Conflict:
       run.log('Leave to other worker.')
       continue
@@ -142,14 +151,18 @@ class _Run:
   def log(self, message):
     self._log('Worker %s run %s: %s' % (self._worker, os.path.basename(self.dir), message))
 
-  def decide(self, resume_runs):
-    """Returns 'start', 'resume' or None (skip); raises _Conflict when PING cannot be read."""
-    has_ping = os.path.exists(self._path('PING'))
-    has_done = os.path.exists(self._path('DONE'))
+  def decide(self, resume_runs, reopen_fn=None):
+    """Returns 'start', 'resume', 'reopen' (resume a finished run) or None (skip); raises
+    _Conflict when PING cannot be read."""
+    has_ping = os.path.exists(self.path('PING'))
+    has_done = os.path.exists(self.path('DONE'))
     if not has_ping and not has_done:
       return 'start'
-    if not resume_runs or has_done:
+    if not resume_runs:
       return None
+    if has_done:
+      failed = os.path.exists(self.path('FAIL'))
+      return 'reopen' if reopen_fn and not failed and reopen_fn(self.dir) else None
     try:
       owner, age = self._read_ping()
     except OSError as error:
@@ -225,12 +238,12 @@ class _Run:
         taken.set()
         return
 
-  def _path(self, name):
+  def path(self, name):
     return os.path.join(self.dir, name)
 
   def _read_ping(self):
     """Returns (worker, age in seconds); a PING that does not decode is of unknown, stale age."""
-    with open(self._path('PING'), 'rb') as file_:
+    with open(self.path('PING'), 'rb') as file_:
       data = file_.read()
     try:
       worker, stamp = pickle.loads(data)
@@ -246,4 +259,4 @@ class _Run:
     self._write_marker('PING', pickle.dumps((self._worker, stamp)))
 
   def _write_marker(self, name, data):
-    _write_atomic(self._path(name), data)
+    _write_atomic(self.path(name), data)

@@ -112,6 +112,55 @@ def test_actor_only(tmp_path):
   assert 'actor/loss' in tags and 'value/loss' not in tags
 
 
+def test_a_larger_max_steps_extends_a_finished_run(tmp_path, capsys):
+  run(tmp_path, dict(SMOKE, max_steps=20))  # One epoch: a train and a test phase.
+  run_dir = tmp_path / '00001'
+  assert (run_dir / 'DONE').exists()
+  seeds = sorted(p.name for p in (run_dir / 'train_episodes').glob('*.npz'))
+  capsys.readouterr()
+  # A longer schedule reopens it; every other param given differs and stays as stored.
+  done = run(tmp_path, dict(SMOKE, max_steps=40, model_size=11))
+  out = capsys.readouterr().out
+  assert done == [str(run_dir)] and (run_dir / 'DONE').exists()
+  assert out.count('Extending the run') == 1 and (
+      'Extending the run from max_steps 20 to 40 as given; its other params stay as stored '
+      'in its config.yaml.') in out
+  assert 'ignoring changed params: model_size\n' in out
+  assert 'Restored ' in out and 'model.ckpt-20' in out
+  stored = config_lib.from_yaml((run_dir / 'config.yaml').read_text())
+  assert stored['max_steps'] == 40 and stored['model_size'] == 10
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-40')
+  episodes_now = sorted(p.name for p in (run_dir / 'train_episodes').glob('*.npz'))
+  assert episodes_now[:len(seeds)] == seeds and len(episodes_now) > len(seeds)
+  scores = [r['env_frames'] for r in map(json.loads, open(run_dir / 'metrics.jsonl'))
+            if 'test/score' in r]
+  assert scores == [1000, 1000, 2000, 2000]  # Two test iterations an epoch, then two more.
+  # The same or a smaller max_steps: nothing to do, and nothing of the run changes.
+  for max_steps in (40, 30):
+    assert run(tmp_path, dict(SMOKE, max_steps=max_steps)) == []
+    out = capsys.readouterr().out
+    assert (f'Run 00001 finished at max_steps 40; max_steps {max_steps} does not extend it, '
+            'so there is nothing to do (a larger max_steps trains it further).') in out
+  assert tf.train.latest_checkpoint(str(run_dir)).endswith('model.ckpt-40')
+
+
+def test_a_larger_max_steps_extends_an_unfinished_run_and_a_smaller_one_is_ignored(
+    tmp_path, capsys):
+  params = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'max_steps': 40}
+  train.build_config(params, tmp_path)  # A run stopped before its end has this file.
+  capsys.readouterr()
+  assert train.build_config(dict(params, max_steps=30), tmp_path).max_steps == 40
+  assert 'ignoring changed params: max_steps' in capsys.readouterr().out
+  assert train.build_config(dict(params, max_steps=80), tmp_path).max_steps == 80
+  assert capsys.readouterr().out == (
+      'Extending the run from max_steps 40 to 80 as given; its other params stay as stored '
+      'in its config.yaml.\n')
+  assert config_lib.from_yaml((tmp_path / 'config.yaml').read_text())['max_steps'] == 80
+  # Left out of params, the stored schedule holds whatever the presets say.
+  config = train.build_config({'defaults': ['dreamer'], 'tasks': ['dummy']}, tmp_path)
+  assert config.max_steps == 80 and 'Extending' not in capsys.readouterr().out
+
+
 def test_num_runs_with_fresh_directories(tmp_path):
   run(tmp_path, dict(SMOKE, max_steps=10), num_runs=2, resume_runs=False)
   assert sorted(p.name for p in tmp_path.iterdir()) == ['00001', '00002']

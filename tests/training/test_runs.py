@@ -432,3 +432,36 @@ def test_a_failing_check_leaves_the_run_unclaimed_and_unmarked(tmp_path):
   assert runs.run_experiments(logdir, process_fn, num_runs=1, check_fn=check_fn,
                               log=lambda m: None) == []
   assert checked == [run_dir]
+
+
+def test_reopen_fn_resumes_a_finished_run_but_not_a_failed_one(tmp_path):
+  logdir = str(tmp_path)
+  finished, failed = os.path.join(logdir, '00001'), os.path.join(logdir, '00002')
+  for run_dir in (finished, failed):
+    _write_ping(run_dir, 'old', age=3600)
+    _write(run_dir, 'DONE', '\n')
+  _write(failed, 'FAIL', 'Traceback ...')
+  asked, calls, logs = [], [], []
+
+  def reopen_fn(run_dir):
+    asked.append(os.path.basename(run_dir))
+    assert os.path.exists(os.path.join(run_dir, 'DONE'))  # Asked before anything changes.
+    return True
+
+  def process_fn(run_dir, info):
+    assert not os.path.exists(os.path.join(run_dir, 'DONE'))
+    calls.append((os.path.basename(run_dir), info))
+    yield 1.0
+
+  done = runs.run_experiments(logdir, process_fn, num_runs=2, resume_fn=lambda d: 'resumed',
+                              reopen_fn=reopen_fn, worker_name='w', log=logs.append)
+  assert done == [finished] and asked == ['00001'] and calls == [('00001', 'resumed')]
+  assert 'Worker w run 00001: Resume.' in logs
+  assert _read(finished, 'DONE') == '\n' and _read(failed, 'FAIL') == 'Traceback ...'
+  # Declined, or with --resume_runs False, a finished run stays as it is, unasked.
+  asked.clear()
+  assert runs.run_experiments(logdir, process_fn, num_runs=1, reopen_fn=lambda d: False,
+                              log=logs.append) == []
+  assert runs.run_experiments(logdir, process_fn, num_runs=1, resume_runs=False,
+                              reopen_fn=reopen_fn, log=logs.append) == []
+  assert asked == [] and len(calls) == 1
