@@ -163,7 +163,8 @@ def original_returns(self, reward, value, discount, cfg):
 
 
 def study(config_name, seed, params, run_dir, cut, count, original_bootstrap=False):
-  import tensorflow as tf
+  from dreamer.scripts import quiet_tensorflow
+  tf = quiet_tensorflow.import_tensorflow()
   from dreamer.agents import actor_critic
   from dreamer.scripts import build
   from dreamer.scripts import train

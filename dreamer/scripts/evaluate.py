@@ -15,6 +15,7 @@ import numpy as np
 
 from dreamer import config as config_lib
 from dreamer.envs import registry
+from dreamer.scripts import quiet_tensorflow
 from dreamer.training import summaries
 
 
@@ -68,7 +69,7 @@ def evaluate(run_dir, episodes=1, video=None, step=None, task=None, log=print):
   task = task or config.tasks[0]
   if task not in config.tasks:
     raise EvaluateError(f"task '{task}' is not one of the run's tasks: {', '.join(config.tasks)}")
-  import tensorflow as tf
+  tf = quiet_tensorflow.import_tensorflow()
   from dreamer.scripts import build
   from dreamer.training import collect
 

@@ -2,7 +2,7 @@
 
 TensorFlow is imported only inside `run` (and, for distribute: multi_worker, `main`), so
 that environment worker processes, which import this module when they are spawned, never
-load it.
+load it; it is imported without its start-up chatter (dreamer.scripts.quiet_tensorflow).
 """
 
 import argparse
@@ -14,6 +14,7 @@ import sys
 from dreamer import config as config_lib
 from dreamer.envs import parallel
 from dreamer.envs import registry
+from dreamer.scripts import quiet_tensorflow
 from dreamer.training import records as run_records
 from dreamer.training import runs
 
@@ -111,7 +112,7 @@ def run(run_dir, params, log=print, strategy=None, workers=None):
   agents.distribute.Workers; every worker then runs this together with the others.
   """
   import numpy as np
-  import tensorflow as tf
+  tf = quiet_tensorflow.import_tensorflow()
   from dreamer.data import episodes
   from dreamer.data import loaders
   from dreamer.scripts import build
@@ -305,7 +306,7 @@ def _train_with_workers(logdir, params, args, config):
   """distribute: multi_worker. The chief (worker 0) is the run manager's worker: it claims
   the numbered runs and writes their markers, and announces each run to the others, which
   train it with it and write only their episodes. A run number of 0 says there is no more."""
-  import tensorflow as tf
+  tf = quiet_tensorflow.import_tensorflow()
   from dreamer.agents import distribute
   from dreamer.scripts import build
   strategy = build.strategy(config)  # Waits until every worker has started.
