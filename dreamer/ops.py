@@ -14,10 +14,13 @@ def static_scan(fn, inputs, start, reverse=False):
   indices = range(steps)
   if reverse:
     indices = reversed(indices)
+  # One Unpack per input rather than a slice per step: the gradient is then one Pack,
+  # where the slices' gradients were a full-size zero tensor per step, summed.
+  unstacked = [tf.unstack(x, steps) for x in flat]
   last = start
   outputs = [None] * steps
   for index in indices:
-    last = fn(last, tf.nest.map_structure(lambda x: x[index], inputs))
+    last = fn(last, tf.nest.pack_sequence_as(inputs, [x[index] for x in unstacked]))
     outputs[index] = last
   return tf.nest.map_structure(lambda *xs: tf.stack(xs, 0), *outputs)
 
