@@ -39,7 +39,7 @@ class Optimizer(tf.Module):
     self.label = name
     self.lr = lr
     self.clip = clip
-    self._mixed = mixed
+    self.mixed = mixed
     opt = FusedAdam(lr, epsilon=epsilon)
     if mixed:
       opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)
@@ -49,7 +49,7 @@ class Optimizer(tf.Module):
     """Call inside the gradient tape. Under a distribution strategy this also divides
     by the number of replicas, whose gradients `apply_gradients` sums."""
     loss = distribute.per_replica_loss(loss)
-    return self.opt.get_scaled_loss(loss) if self._mixed else loss
+    return self.opt.get_scaled_loss(loss) if self.mixed else loss
 
   def gradients(self, tape, scaled_loss, variables):
     """This replica's unscaled gradients; zeros for variables the loss does not reach.
@@ -57,7 +57,7 @@ class Optimizer(tf.Module):
     Pure math, so that XLA can compile it together with the losses (jit under a strategy).
     """
     grads = tape.gradient(scaled_loss, variables)
-    if self._mixed:
+    if self.mixed:
       grads = self.opt.get_unscaled_gradients(grads)
     return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
 
@@ -73,5 +73,5 @@ class Optimizer(tf.Module):
 
   def build(self, variables):
     """Creates the slot variables now, so checkpoints restore them before the first update."""
-    inner = self.opt.inner_optimizer if self._mixed else self.opt
+    inner = self.opt.inner_optimizer if self.mixed else self.opt
     inner.build(list(variables))

@@ -43,13 +43,16 @@ class Dense(tf.Module):
         self.bias = tf.Variable(tf.fill([self.units], float(self._bias_init)), name='bias')
     x = tf.cast(x, self._dtype)
     kernel = tf.cast(self.kernel, self._dtype)
+    # BiasAdd (not a broadcasting add) lets TensorFlow fuse matmul, bias and activation
+    # into one kernel, and its gradient is one BiasAddGrad instead of a reduction with
+    # shape ops.
     if x.shape.rank == 2:  # As in every recurrent step: no reshapes to trace and run.
-      y = tf.matmul(x, kernel)
-    else:
-      y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel)
-      y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], [self.units]], 0))
-    y = y + tf.cast(self.bias, self._dtype)
-    return self._act(y) if self._act else y
+      y = tf.nn.bias_add(tf.matmul(x, kernel), tf.cast(self.bias, self._dtype))
+      return self._act(y) if self._act else y
+    y = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel),
+                       tf.cast(self.bias, self._dtype))
+    y = self._act(y) if self._act else y
+    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [self.units]], 0))
 
 
 class Conv2D(tf.Module):
@@ -73,7 +76,7 @@ class Conv2D(tf.Module):
         self.bias = tf.Variable(tf.zeros([self.filters]), name='bias')
     x = tf.cast(x, self._dtype)
     y = tf.nn.conv2d(x, tf.cast(self.kernel, self._dtype), self.stride, 'VALID')
-    y = y + tf.cast(self.bias, self._dtype)
+    y = tf.nn.bias_add(y, tf.cast(self.bias, self._dtype))
     return self._act(y) if self._act else y
 
 
@@ -106,12 +109,41 @@ class Conv2DTranspose(tf.Module):
       # the convolution kernels and their gradients on a CPU (docs/benchmarks.md).
       y = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]),
                     tf.reshape(kernel, [-1, x.shape[-1]]), transpose_b=True)
+    elif self.stride == 2 and self.filters <= 4:
+      y = _subpixel_transpose(x, kernel, tf.cast(self.bias, self._dtype), height, width)
+      return self._act(y) if self._act else y
     else:
       out_shape = tf.stack([tf.shape(x)[0], height, width, self.filters])
       y = tf.nn.conv2d_transpose(x, kernel, out_shape, self.stride, 'VALID')
     y = tf.reshape(y, [-1, height, width, self.filters])
-    y = y + tf.cast(self.bias, self._dtype)
+    y = tf.nn.bias_add(y, tf.cast(self.bias, self._dtype))
     return self._act(y) if self._act else y
+
+
+def _subpixel_transpose(x, kernel, bias, height, width):
+  """A stride-2 transposed convolution (plus bias) as a stride-1 convolution to 4 x the
+  channels, whose channels are then moved into pixels: the same sums of products.
+
+  Output pixel (2i + r, 2j + s) gets x[i - p, j - q] K[2p + r, 2q + s] over p, q < m
+  (m = ceil(k / 2), the kernel zero-padded to 2m); on the input padded by m - 1 that is a
+  VALID m x m convolution whose channel (r, s, c) holds the pixels of phase (r, s). oneDNN's
+  transposed-convolution kernel is slow when it writes few channels (the decoder's RGB
+  output: 3-5x its gradients' time on a CPU); the convolution is not. The pixels are moved
+  by reshape and transpose, whose gradient runs 2-3x faster than depth_to_space's.
+  """
+  size, _, filters, channels = kernel.shape
+  m = (size + 1) // 2
+  kernel = tf.pad(kernel, [[0, 2 * m - size], [0, 2 * m - size], [0, 0], [0, 0]])
+  kernel = tf.reverse(tf.reshape(kernel, [m, 2, m, 2, filters, channels]), [0, 2])
+  kernel = tf.reshape(tf.transpose(kernel, [0, 2, 5, 1, 3, 4]), [m, m, channels, 4 * filters])
+  x = tf.pad(x, [[0, 0], [m - 1, m - 1], [m - 1, m - 1], [0, 0]])
+  y = tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, 'VALID'), tf.tile(bias, [4]))
+  grid = y.shape[1]
+  y = tf.reshape(y, [-1, grid, grid, 2, 2, filters])
+  y = tf.reshape(tf.transpose(y, [0, 1, 3, 2, 4, 5]), [-1, 2 * grid, 2 * grid, filters])
+  if 2 * grid != height:
+    y = y[:, :height, :width]
+  return y
 
 
 class GRUCell(tf.Module):

@@ -26,22 +26,41 @@ def test_dense_on_a_matrix_traces_no_reshape():
   assert [op for op in graph.get_operations() if op.type == 'Reshape']
 
 
-@pytest.mark.parametrize('size', [1, 3])
-def test_transposed_convolution_equals_tensorflows_with_its_gradients(size):
-  """From a 1x1 input the layer computes one matmul instead of the transposed convolution
-  (the decoder's first layer): the same outputs and gradients as tf.nn.conv2d_transpose."""
-  layer = layers.Conv2DTranspose(8, 5, 2, act=None)
+@pytest.mark.parametrize('size, filters, kernel', [
+    (1, 8, 5), (3, 8, 5), (3, 3, 6), (5, 3, 5), (4, 2, 4)])
+def test_transposed_convolution_equals_tensorflows_with_its_gradients(size, filters, kernel):
+  """From a 1x1 input the layer computes one matmul (the decoder's first layer), with few
+  output channels a convolution and depth_to_space (its last): the same outputs and
+  gradients as tf.nn.conv2d_transpose."""
+  layer = layers.Conv2DTranspose(filters, kernel, 2, act=None)
   x = tf.Variable(np.random.default_rng(0).normal(size=(4, size, size, 6)).astype(np.float32))
   layer(x)
-  height = (size - 1) * 2 + 5
-  weights = tf.constant(np.random.default_rng(1).normal(size=(4, height, height, 8)),
+  height = (size - 1) * 2 + kernel
+  weights = tf.constant(np.random.default_rng(1).normal(size=(4, height, height, filters)),
                         tf.float32)
   with tf.GradientTape(persistent=True) as tape:
     got = layer(x)
-    want = tf.nn.conv2d_transpose(x, layer.kernel, [4, height, height, 8], 2, 'VALID')
+    want = tf.nn.conv2d_transpose(x, layer.kernel, [4, height, height, filters], 2, 'VALID')
     want += layer.bias
     got_loss, want_loss = (tf.reduce_sum(weights * y) for y in (got, want))
   np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
   for a, b in zip(tape.gradient(got_loss, [x, layer.kernel, layer.bias]),
                   tape.gradient(want_loss, [x, layer.kernel, layer.bias])):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_fixed_normal_is_tfps_independent_normal():
+  from dreamer.networks import distributions
+  import tensorflow_probability as tfp
+  rng = np.random.default_rng(2)
+  mean = tf.Variable(rng.normal(size=(2, 3, 4, 4, 3)).astype(np.float32))
+  x = tf.constant(rng.normal(size=(2, 3, 4, 4, 3)).astype(np.float32))
+  for std in (1.0, 0.5):
+    with tf.GradientTape(persistent=True) as tape:
+      got = distributions.FixedNormal(mean, std, 3).log_prob(x)
+      want = tfp.distributions.Independent(tfp.distributions.Normal(mean, std), 3).log_prob(x)
+    assert got.shape == want.shape == (2, 3)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(got, mean).numpy(),
+                               tape.gradient(want, mean).numpy(), rtol=1e-5, atol=1e-6)
+  assert distributions.FixedNormal(mean, 0.5, 3).mode() is mean
