@@ -15,10 +15,11 @@ def preprocess_image(image, bits=8, noise=True):
   x = tf.cast(image, tf.float32)
   if bits < 8:
     x = tf.floor(x / 2 ** (8 - bits))
-  x = x / bins
   if noise:
-    x = x + tf.random.uniform(tf.shape(x), 0, 1.0 / bins)
-  return x - 0.5
+    # (x + u) / bins with u ~ U[0, 1): the same as x / bins + U[0, 1 / bins), in fewer
+    # passes over the batch's images.
+    x = x + tf.random.uniform(tf.shape(x))
+  return x * (1.0 / bins) - 0.5
 
 
 def postprocess_image(x, bits=8):

@@ -1,11 +1,9 @@
 """Convolutional image encoder and decoder for 64x64 frames (SPEC 4.2, 4.4)."""
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 
+from dreamer.networks import distributions
 from dreamer.networks import layers
-
-tfd = tfp.distributions
 
 
 class ConvEncoder(tf.Module):
@@ -30,7 +28,7 @@ class ConvEncoder(tf.Module):
 class ConvDecoder(tf.Module):
   """Dense to 1x1x1024, then four transposed convolutions to [..., 64, 64, C].
 
-  The output is a Normal with fixed std over the three image dimensions.
+  The output is a Normal with fixed std over the three image dimensions (FixedNormal).
   """
 
   def __init__(self, channels=3, depth=32, std=1.0, dtype=tf.float32, name='head_image'):
@@ -52,4 +50,4 @@ class ConvDecoder(tf.Module):
       x = deconv(x)
     mean = tf.cast(x, tf.float32)
     mean = tf.reshape(mean, tf.concat([shape[:-1], tf.shape(mean)[1:]], 0))
-    return tfd.Independent(tfd.Normal(mean, self._std), 3)
+    return distributions.FixedNormal(mean, self._std, 3)

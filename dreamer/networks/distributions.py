@@ -1,5 +1,7 @@
-"""Output distributions: tanh-normal for continuous actions, one-hot for discrete ones."""
+"""Output distributions: tanh-normal for continuous actions, one-hot for discrete ones, a
+fixed-std normal for images."""
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -52,6 +54,35 @@ class SampleDist:
   def entropy(self):
     samples = self._dist.sample(self._samples)
     return -tf.reduce_mean(self._dist.log_prob(samples), 0)
+
+
+class FixedNormal:
+  """Normal(mean, std) with a fixed std, independent over the last `ndims` axes.
+
+  The decoder's image distribution: its log-density over a batch of images is one squared
+  difference and a sum, about a third of the full-size passes (and their gradients) that
+  tfd.Independent(tfd.Normal) makes, with the same value.
+  """
+
+  def __init__(self, mean, std, ndims):
+    self._mean = mean
+    self._std = float(std)
+    self._axes = list(range(-ndims, 0))
+    self._size = int(np.prod(mean.shape[-ndims:])) if ndims else 1
+
+  def log_prob(self, x):
+    squares = tf.reduce_sum(tf.math.squared_difference(x, self._mean), self._axes)
+    constant = self._size * (np.log(self._std) + 0.5 * np.log(2 * np.pi))
+    return -0.5 / self._std ** 2 * squares - constant
+
+  def mode(self):
+    return self._mean
+
+  def mean(self):
+    return self._mean
+
+  def stddev(self):
+    return tf.fill(tf.shape(self._mean), self._std)
 
 
 def tanh_normal(mean, std, squash_mean=True):
