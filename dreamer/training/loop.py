@@ -18,6 +18,7 @@ from dreamer.training import divergence
 from dreamer.training import gauges as gauges_lib
 from dreamer.training import logger as logger_lib
 from dreamer.training import summaries
+from dreamer.training import timings as timings_lib
 
 
 class Schedule:
@@ -59,6 +60,9 @@ class Trainer:
       collections in a thread while the next updates run (collect_in_background), or None
       to collect between updates. Its episodes are saved as they finish and counted in
       this thread when the collection has ended.
+
+  Where the wall time goes (dreamer.training.timings) reaches the train logs as time/
+  scalars and the console as a `time: updates 82% env 9% ...` line after each evaluation.
   """
 
   def __init__(self, *, agent, logger, run_dir, train_batches, test_batches,
@@ -101,6 +105,7 @@ class Trainer:
     self._deferred = []  # Episodes a background collection saved, to count and log here.
     self._gauges = gauges_lib.Gauges(
         batch, [(c[0], c[2]) for c in seed_collections], replay_stats)
+    self._timings = timings_lib.Timings()
 
   @property
   def frames(self):
@@ -124,11 +129,16 @@ class Trainer:
 
   def save(self):
     """Saves the weights, unless training diverged: NaN never replaces a good checkpoint."""
-    self._guard.check_weights(self.agent.variables)
-    self.checkpoints.save(int(self.global_step.numpy()))
+    with self._timings.phase('checkpoint'):
+      self._guard.check_weights(self.agent.variables)
+      self.checkpoints.save(int(self.global_step.numpy()))
 
   def _train(self, batch):
-    return self._guard.train(self.agent.train, batch)
+    with self._timings.phase('updates'):
+      metrics = self._guard.train(self.agent.train, batch)
+      # An accelerator runs the step asynchronously: its time is until a result is here.
+      next(iter(metrics.values())).numpy()
+    return metrics
 
   def seed(self):
     """Fills train_episodes/ and test_episodes/ with random episodes (SPEC 8.2).
@@ -165,7 +175,8 @@ class Trainer:
                  collection.action_repeat, collection.task)
 
   def _record(self, name, episode, directory, mode, repeat, task=None):
-    path = episodes_lib.save_episode(directory, episode)
+    with self._timings.phase('episodes'):
+      path = episodes_lib.save_episode(directory, episode)
     length = len(episode['reward']) - 1
     score = float(episode['reward'].sum())
     args = (name, path, length, score, directory, mode, repeat, task)
@@ -184,8 +195,10 @@ class Trainer:
     values = {f'{prefix}/return': score, f'{prefix}/length': length}
     if task is not None and self._multi_task:
       values[f'{prefix}/{task}/return'] = score
-    self.logger.scalars(prefix, self.frames, values, global_step=int(self.global_step.numpy()),
-                        updates=self.agent.updates.numpy())
+    with self._timings.phase('summaries'):
+      self.logger.scalars(prefix, self.frames, values,
+                          global_step=int(self.global_step.numpy()),
+                          updates=self.agent.updates.numpy())
     self._pending[prefix].append(score)
 
   def _share_frames(self):
@@ -198,7 +211,9 @@ class Trainer:
 
   def run(self):
     """Trains until max_steps; yields the evaluation score after every test iteration."""
-    train_iter = iter(self._train_batches())
+    self._timings.start()
+    with self._timings.phase('loading'):
+      train_iter = iter(self._train_batches())
     test_iter = None
     last_phase = None
     self._gauges.start(self.frames, int(self.global_step.numpy()))
@@ -216,7 +231,8 @@ class Trainer:
                                   'iterations', start=(phase_step % length) // self._batch)
       progress((phase_step % length) // self._batch, f'(env frames {self.frames})')
       if phase == 'train':
-        data = next(train_iter)
+        with self._timings.phase('loading'):
+          data = next(train_iter)
         metrics = self._train(data)
         self.global_step.assign_add(self._batch)
         self._pending['metrics'].append(metrics)
@@ -226,37 +242,45 @@ class Trainer:
           if self._background is not None:
             self._finish_background()
             acting = self._background.acting
-            self._background.start(
-                lambda due=due, step=phase_step: [self._collect(c, step, acting) for c in due])
+            with self._timings.phase('policy'):  # Copies the policy's weights to `acting`.
+              self._background.start(
+                  lambda due=due, step=phase_step: [self._collect(c, step, acting) for c in due])
           else:
             for collection in due:
               self._collect(collection, phase_step)
             self._share_frames()
         if self._schedule.fires(phase_step, self._print_every) or phase_step == 0:
-          self._print_progress()
+          with self._timings.phase('summaries'):
+            self._print_progress()
         if self._schedule.fires(phase_step, self._train_log_every):
-          self._write_train(data)
+          with self._timings.phase('summaries'):
+            self._write_train(data)
       else:
         self._guard.check_losses()
-        if test_iter is None:
-          test_iter = iter(self._test_batches())
-        metrics = self.agent.evaluate(next(test_iter))
+        with self._timings.phase('loading'):
+          if test_iter is None:
+            test_iter = iter(self._test_batches())
+          data = next(test_iter)
+        with self._timings.phase('summaries'):  # The test batch's losses are test/ scalars.
+          metrics = self.agent.evaluate(data)
         self.global_step.assign_add(self._batch)
         scores = []
         for collection in self._test_collections:
           results = self._collect(collection, phase_step)
           scores.append(np.mean([r for r, _ in results]))
         score = float(np.mean(scores))
-        values = gauges_lib.tags(metrics)
-        values['test/score'] = score
-        values.update(self._gauges.dataset_sizes())
-        self.logger.scalars('test', self.frames, values, global_step=self.global_step.numpy(),
-                            updates=self.agent.updates.numpy())
-        self._write_video()
-        self.logger.flush()
+        with self._timings.phase('summaries'):
+          values = gauges_lib.tags(metrics)
+          values['test/score'] = score
+          values.update(self._gauges.dataset_sizes())
+          self.logger.scalars('test', self.frames, values, global_step=self.global_step.numpy(),
+                              updates=self.agent.updates.numpy())
+          self._write_video()
+          self.logger.flush()
         self._log(f'Score {score:.2f}.')
         if self._schedule.fires(phase_step, self._checkpoint_every):
           self.save()
+        self._log(self._timings.split('console').line())
         yield score
     self._finish_background()
     self.save()
@@ -267,7 +291,8 @@ class Trainer:
     if self._background is None:
       return
     try:
-      self._background.wait()
+      with self._timings.phase('env'):  # What of the collection the updates did not hide.
+        self._background.wait()
     finally:
       deferred, self._deferred = self._deferred, []
       for args in deferred:
@@ -287,15 +312,18 @@ class Trainer:
     def policy(obs, state, reset, scales):
       if self._background is not None and self._background.stopping:
         raise background_lib.Stopped()
-      action, state = agent.policy(
-          obs, state, reset, scales, collection.planner, collection.noise_type)
-      action = action.numpy()
-      self._guard.check_policy(collection.name, action, state)
+      with self._timings.phase('policy'):
+        action, state = agent.policy(
+            obs, state, reset, scales, collection.planner, collection.noise_type)
+        action = action.numpy()
+        self._guard.check_policy(collection.name, action, state)
       return action, state
 
     repeat = collection.action_repeat
     progress = self._progress(f'Collect {collection.name}', collection.num_steps * repeat)
-    return collection.run(policy, noise, on_step=lambda steps: progress(steps * repeat))
+    # Env steps, resets and rendering; the policy and episode writing inside are their own.
+    with self._timings.phase('env'):
+      return collection.run(policy, noise, on_step=lambda steps: progress(steps * repeat))
 
   def _progress(self, label, total=None, unit='frames', start=0):
     return logger_lib.Progress(label, total, unit, self._progress_every, self._log, start=start)
@@ -341,6 +369,7 @@ class Trainer:
     values.update(self._gauges.rates(self.frames, int(self.global_step.numpy())))
     values.update(self._gauges.dataset_sizes())
     values.update(self._gauges.memory())
+    values.update(self._timings.split('scalars').tags())
     values['general/env_frames'] = self.frames
     values['general/updates'] = int(self.agent.updates.numpy())
     self.logger.scalars('train', self.frames, values, global_step=self.global_step.numpy(),

@@ -14,6 +14,7 @@ from dreamer.data import episodes
 from dreamer.envs import dummy
 from dreamer.training import background
 from tests.scripts.test_train import SMOKE, check_run, run
+from tests.training import test_timings
 
 
 def fake_agent(values):
@@ -109,3 +110,6 @@ def test_a_run_collects_in_a_thread_with_the_serial_schedule(tmp_path, monkeypat
   # Every evaluation at the same env frames and update count, train logs at the same
   # updates, the same frames in the checkpoint and the same number of train episodes.
   assert records['background'] == records['serial']
+  # The thread's env and policy time overlaps the updates: not counted twice.
+  for record in test_timings.time_records(tmp_path / '00001'):
+    test_timings.check_shares(record)
