@@ -15,11 +15,13 @@ import tensorflow as tf
 
 from dreamer import config as config_lib
 from dreamer.data import episodes
+from tests.scripts import test_resume
 from tests.scripts.test_failures import TF_NOISE
 from tests.scripts.test_train import SMOKE
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / 'scripts' / 'launch_workers.py'
+PROBE = ROOT / 'tests' / 'scripts' / 'resume_probe.py'
 # B = 4 splits over the two workers' CPUs; one epoch is 20 trainer steps (3 updates).
 PARAMS = dict(SMOKE, batch_shape=[4, 5], distribute='multi_worker', max_steps=20)
 FRAMES_PER_EPISODE = 1000  # The debug preset's dummy episodes: 20 steps at action repeat 50.
@@ -46,11 +48,16 @@ def worker_env(tmp_path, **extra):
   return env
 
 
-def launch(tmp_path, logdir, params, workers=2):
-  command = [sys.executable, str(LAUNCHER), '--workers', str(workers), '--'] + train_command(
-      logdir, params)
-  result = subprocess.run(command, capture_output=True, text=True, env=worker_env(tmp_path),
-                          timeout=400)
+def launch(tmp_path, logdir, params, workers=2, probe=None):
+  """Runs the train command on `workers` workers; with probe=DIR, under resume_probe.py,
+  which writes the state each worker's training loop starts from to DIR/rank<k>."""
+  command = train_command(logdir, params)
+  env = worker_env(tmp_path)
+  if probe:
+    command = [sys.executable, str(PROBE), str(probe), '--'] + command[3:]
+    env['PYTHONPATH'] = os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')])
+  command = [sys.executable, str(LAUNCHER), '--workers', str(workers), '--'] + command
+  result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   return result.stdout
 
@@ -141,15 +148,19 @@ def test_two_workers_write_one_run_a_killed_worker_stops_the_other_and_the_run_r
   for name in reader.get_variable_to_shape_map():
     reader.get_tensor(name)
   saved = int(re.search(r'model\.ckpt-(\d+)$', latest).group(1))
+  values = test_resume.read(latest)
   frames_saved = checkpoint_frames(run_dir)
   episodes_before = set(train_episodes(run_dir))
   leftovers = set(scratch.glob('dreamer-worker-checkpoint-*'))  # The killed worker's.
 
   extend(run_dir, saved + 20)  # One more epoch, to keep the test short.
-  out = launch(tmp_path, logdir, params)
+  out = launch(tmp_path, logdir, params, probe=tmp_path / 'probe')
   assert '[worker 1] Worker 1 (127.0.0.1:' in out and ' of 2 joins run ' in out
   assert '[worker 0] Data-parallel training over 2 replicas on 2 workers.' in out
   assert restored_number(out, 0) == restored_number(out, 1) == saved
+  # Both workers start training from every value of the chief's checkpoint, as it is on disk.
+  for rank in (0, 1):
+    test_resume.assert_restored(test_resume.read(tmp_path / 'probe' / f'rank{rank}'), values)
   assert 'Collecting initial' not in out  # Both workers' seed episodes are on disk already.
   assert tf.train.latest_checkpoint(str(run_dir)).endswith(f'model.ckpt-{saved + 20}')
   assert (run_dir / 'DONE').exists() and not (run_dir / 'FAIL').exists()

@@ -68,11 +68,11 @@ def saved_at(run_dir, step):
   return read(latest)
 
 
-def assert_complete(saved, initial):
+def assert_complete(saved, initial, updates=2):
   """The checkpoint holds what a resume needs, and values a fresh start would not have."""
   for name in ('model', 'value', 'action'):
-    assert saved[f'agent/optimizers/{name}/opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE'] == 2
-  assert saved['agent/updates/.ATTRIBUTES/VARIABLE_VALUE'] == 2
+    assert saved[f'agent/optimizers/{name}/opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE'] == updates
+  assert saved['agent/updates/.ATTRIBUTES/VARIABLE_VALUE'] == updates
   assert saved['global_step/.ATTRIBUTES/VARIABLE_VALUE'] == 20
   assert saved['env_frames/.ATTRIBUTES/VARIABLE_VALUE'] > 0
   for head in ('value_target', 'action_target'):
@@ -114,3 +114,28 @@ def test_resume_restores_every_weight_slot_and_counter(tmp_path):
   captured, out = probe(tmp_path, 'resumed', PARAMS)
   assert f'Restored {run_dir}/model.ckpt-20 at ' in out
   assert_restored(captured[0], saved)
+
+
+@pytest.mark.timeout(400)
+def test_resume_from_mirrored_to_one_device_and_back(tmp_path):
+  """distribute follows the command when a run resumes: a checkpoint of two mirrored
+  replicas restores on one device, and one saved there restores into both replicas (each
+  of which the probe checks). The run trains under mirrored on two logical CPUs."""
+  run_dir = tmp_path / 'logdir' / '00001'
+  mirrored = dict(PARAMS, batch_shape=[4, 5], distribute='mirrored')  # 3 updates to step 20.
+  initial, out = probe(tmp_path, 'fresh', mirrored, cpus=2)
+  assert 'Data-parallel training over 2 replicas.' in out
+  saved = saved_at(run_dir, 20)
+  assert_complete(saved, initial[0], updates=3)
+  resume(run_dir)
+  captured, out = probe(tmp_path, 'one_device', dict(mirrored, distribute=None))
+  assert 'Data-parallel' not in out and f'Restored {run_dir}/model.ckpt-20 at ' in out
+  assert_restored(captured[0], saved)
+  # The one-device process saved the checkpoint again at the same step, as it ended.
+  assert_restored(saved_at(run_dir, 20), saved)
+  resume(run_dir)
+  captured, out = probe(tmp_path, 'mirrored_again', mirrored, cpus=2)
+  assert 'Data-parallel training over 2 replicas.' in out
+  assert f'Restored {run_dir}/model.ckpt-20 at ' in out
+  assert_restored(captured[0], saved)
+
