@@ -96,7 +96,7 @@ def tanh_normal(mean, std, squash_mean=True):
 class OneHotDist(tfd.OneHotCategorical):
   """Categorical over one-hot vectors whose samples carry a gradient.
 
-  gradient='straight': sample + probs - stop_gradient(probs) (straight-through).
+  gradient='straight': sample + (probs - stop_gradient(probs)) (straight-through).
   gradient='dice': sample * exp(logp - stop_gradient(logp)), the original's score estimator.
   """
 
@@ -120,4 +120,6 @@ class OneHotDist(tfd.OneHotCategorical):
     probs = self.probs_parameter()
     while len(probs.shape) < len(sample.shape):
       probs = probs[None]
-    return sample + probs - tf.stop_gradient(probs)
+    # probs - sg(probs) is exactly 0, so the sample stays an exact one-hot vector; summed
+    # the other way round, (sample + probs) - probs rounds 1 to 0.99999994 for some probs.
+    return sample + (probs - tf.stop_gradient(probs))
