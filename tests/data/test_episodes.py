@@ -80,8 +80,15 @@ def test_process_episode_transforms():
   np.testing.assert_allclose(result['reward'][:2], np.tanh([2.0, -3.0]), rtol=1e-6)
   assert result['reward_mask'].shape == (11, 1)
   np.testing.assert_allclose(result['pcont'][[0, -1]], [0.99, 0.0])
-  signed = episodes.process_episode(make_episode(), clip_rewards='sign')
-  assert set(np.unique(signed['reward'])) <= {0.0, 1.0}
+
+
+def test_sign_clipping_keeps_the_sign_of_negative_and_zero_rewards():
+  episode = make_episode(length=6)
+  episode['reward'][:] = [2.5, -3.0, 0.0, 0.25, -0.5, -0.0]
+  signed = episodes.process_episode(episode, clip_rewards='sign')
+  np.testing.assert_array_equal(signed['reward'], [1.0, -1.0, 0.0, 1.0, -1.0, 0.0])
+  assert signed['reward'].dtype == np.float32
+  np.testing.assert_allclose(signed['return'], np.cumsum(episode['reward']))  # Before clipping.
 
 
 @pytest.mark.parametrize('key, value', [('reward', np.nan), ('position', np.inf)])
