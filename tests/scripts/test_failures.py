@@ -324,6 +324,17 @@ def step(self, action):
   return obs, float('nan'), done, info
 dummy.DummyEnv.step = step
 '''
+NAN_OBSERVATION = '''
+import numpy as np
+from dreamer.envs import dummy
+real = dummy.DummyEnv.step
+def step(self, action):
+  obs, reward, done, info = real(self, action)
+  image = obs['image'].astype(np.float32)  # As a task with float observations.
+  image[0, 0, 1] = np.nan
+  return dict(obs, image=image), reward, done, info
+dummy.DummyEnv.step = step
+'''
 # What TensorFlow's C++ side logs on import whatever TF_CPP_MIN_LOG_LEVEL says.
 TF_NOISE = re.compile(r'^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:)')
 RUN = '\nimport sys\nfrom dreamer.scripts import train\nsys.exit(train.cli(sys.argv[1:]))\n'
@@ -361,11 +372,13 @@ def keeps_no_nan_checkpoint(tmp_path):
   assert not list(run_dir.glob('model.ckpt-*'))
 
 
-def keeps_no_nan_episode(tmp_path):
-  run_dir = tmp_path / 'logs' / '00001'
-  for kind in ('train', 'test'):
-    assert not episodes.list_episodes(run_dir / f'{kind}_episodes')
-  assert 'returned the reward nan' in (run_dir / 'FAIL').read_text()
+def keeps_no_nan_episode(what):
+  def check(tmp_path):
+    run_dir = tmp_path / 'logs' / '00001'
+    for kind in ('train', 'test'):
+      assert not episodes.list_episodes(run_dir / f'{kind}_episodes')
+    assert f'returned {what}' in (run_dir / 'FAIL').read_text()
+  return check
 
 
 def row(name, params='{defaults: [dreamer, debug], tasks: [dummy]}', message='', code=2,
@@ -406,7 +419,12 @@ SMOKE_YAML = json.dumps(SMOKE)
         message='training diverged: model loss is nan at', check=keeps_no_nan_checkpoint),
     row('env_nan_reward', SMOKE_YAML, prelude=NAN_REWARD, code=1,
         message="environment 'dummy (test 0)' returned the reward nan from step; rewards "
-                'must be finite', check=keeps_no_nan_episode),
+                'must be finite', check=keeps_no_nan_episode('the reward nan')),
+    # One channel of one pixel.
+    row('env_nan_observation', SMOKE_YAML, prelude=NAN_OBSERVATION, code=1,
+        message="environment 'dummy (test 0)' returned a non-finite observation 'image' from "
+                'step; observations must be finite',
+        check=keeps_no_nan_episode("a non-finite observation 'image'")),
 ])
 def test_malformed_input_fails_with_one_line(tmp_path, params, flags, logdir, prelude, message,
                                              code, check):
