@@ -134,15 +134,38 @@ def test_save_videos_names_the_video_format(text, value, kind):
   assert train.video_format(config) == kind
 
 
-def test_target_heads_are_supported():
-  config = build({'tasks': ['dummy'], 'action_target_head': True, 'value_target_head': True,
-                  'action_target_update': 0.5, 'action_target_period': 100})
-  assert config.action_target_head and config.action_target_period == 100
+# The target heads' keys are built into an agent and checked at work in
+# tests/agents/test_dreamer.py::test_target_heads_lag_and_move_at_their_period.
 
 
-def test_entropy_bonus_is_supported():
-  config = build({'tasks': ['dummy'], 'action_beta': 1e-3, 'value_maxent': True})
-  assert config.action_beta == 1e-3 and config.value_maxent is True
+def test_entropy_bonus_keys_change_the_objectives_of_the_agent_they_build():
+  """action_beta reaches the actor's objective, and value_maxent the value's loss, of the
+  agent that build.agent makes from the config (the terms: tests/agents/test_actor_critic.py)."""
+  import numpy as np
+  import tensorflow as tf
+  from dreamer.envs.spaces import Box
+  from dreamer.scripts import build as build_lib
+  base = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'cnn_depth': 4}
+  obs, act = {'image': Box(0, 255, (64, 64, 3), np.uint8)}, Box(-1, 1, (2,))
+  agents = {}
+  for name, extra in [('plain', {}), ('bonus', {'action_beta': 0.3, 'value_maxent': True})]:
+    agents[name] = build_lib.agent(build(dict(base, **extra)), obs, act)
+    for target, source in zip(agents[name].variables, agents['plain'].variables):
+      target.assign(source)  # The same weights: only the keys differ.
+  rssm = agents['plain'].world_model.rssm
+  size = int(rssm.features(rssm.initial(1)).shape[-1])
+  feat = tf.constant(np.random.default_rng(0).normal(size=(4, 3, size)), tf.float32)
+
+  def objectives(agent):
+    tf.random.set_seed(0)  # The bonus estimates the tanh-normal's entropy from samples.
+    heads = agent.world_model.heads
+    ac = agent.actor_critic
+    return (float(ac.actor_objective(feat, heads['reward'], heads.get('pcont'))),
+            float(ac.value_loss(feat, heads['reward'], heads.get('pcont'))))
+
+  plain, bonus = objectives(agents['plain']), objectives(agents['bonus'])
+  assert objectives(agents['plain']) == plain  # Without the bonus nothing is sampled.
+  assert abs(bonus[0] - plain[0]) > 1e-3 and abs(bonus[1] - plain[1]) > 1e-3
 
 
 def test_numbers_in_exponent_notation_are_accepted():
