@@ -1,11 +1,15 @@
 """Presets, merge order and the one-line errors of bad params."""
 
+import numpy as np
 import pytest
 import ruamel.yaml
+import tensorflow as tf
 
 from dreamer import config as config_lib
 from dreamer import config_checks
 from dreamer.envs import registry
+from dreamer.envs.spaces import Box
+from dreamer.scripts import build as build_lib
 from dreamer.scripts import train
 
 
@@ -141,10 +145,6 @@ def test_save_videos_names_the_video_format(text, value, kind):
 def test_entropy_bonus_keys_change_the_objectives_of_the_agent_they_build():
   """action_beta reaches the actor's objective, and value_maxent the value's loss, of the
   agent that build.agent makes from the config (the terms: tests/agents/test_actor_critic.py)."""
-  import numpy as np
-  import tensorflow as tf
-  from dreamer.envs.spaces import Box
-  from dreamer.scripts import build as build_lib
   base = {'defaults': ['dreamer', 'debug'], 'tasks': ['dummy'], 'cnn_depth': 4}
   obs, act = {'image': Box(0, 255, (64, 64, 3), np.uint8)}, Box(-1, 1, (2,))
   agents = {}
