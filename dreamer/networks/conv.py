@@ -44,10 +44,28 @@ class ConvDecoder(tf.Module):
 
   def __call__(self, features):
     shape = tf.shape(features)
-    x = self._dense(features)
-    x = tf.reshape(x, [-1, 1, 1, x.shape[-1]])
-    for deconv in self._deconvs:
+    if self._dense.kernel is None:  # The first call builds the layers' variables.
+      x = self._dense(features)
+      x = self._deconvs[0](tf.reshape(x, [-1, 1, 1, x.shape[-1]]))
+    else:
+      x = self._project(tf.reshape(features, [-1, features.shape[-1]]))
+    for deconv in self._deconvs[1:]:
       x = deconv(x)
     mean = tf.cast(x, tf.float32)
     mean = tf.reshape(mean, tf.concat([shape[:-1], tf.shape(mean)[1:]], 0))
     return distributions.FixedNormal(mean, self._std, 3)
+
+  def _project(self, x):
+    """The dense layer and the first transposed convolution (from its 1x1 input a matmul)
+    as one matmul: nothing non-linear lies between them, so
+    relu((x W1 + b1) W2 + b2) = relu(x (W1 W2) + (b1 W2 + b2)). The product of the two
+    kernels costs the same at any batch size; per image this saves the 32 x depth wide
+    middle (at the paper's sizes 4x fewer multiply-adds in this part of the decoder)."""
+    dense, deconv = self._dense, self._deconvs[0]
+    size, filters, units = deconv.size, deconv.filters, dense.units
+    second = tf.reshape(deconv.kernel, [size * size * filters, units])  # Rows (i, j, f).
+    kernel = tf.matmul(dense.kernel, second, transpose_b=True)
+    bias = tf.linalg.matvec(second, dense.bias) + tf.tile(deconv.bias, [size * size])
+    x = tf.cast(x, deconv._dtype)  # pylint: disable=protected-access
+    y = tf.nn.relu(tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, x.dtype)), tf.cast(bias, x.dtype)))
+    return tf.reshape(y, [-1, size, size, filters])

@@ -64,3 +64,27 @@ def test_fixed_normal_is_tfps_independent_normal():
     np.testing.assert_allclose(tape.gradient(got, mean).numpy(),
                                tape.gradient(want, mean).numpy(), rtol=1e-5, atol=1e-6)
   assert distributions.FixedNormal(mean, 0.5, 3).mode() is mean
+
+
+def test_decoder_computes_its_dense_and_first_layer_as_one_matmul():
+  """The decoder folds its dense layer into its first transposed convolution: the same
+  image means and gradients as the two layers applied one after the other."""
+  from dreamer.networks import conv
+  decoder = conv.ConvDecoder(3, depth=4)
+  features = tf.Variable(np.random.default_rng(3).normal(size=(2, 3, 20)).astype(np.float32))
+  decoder(features)  # Builds the variables.
+  weights = tf.constant(np.random.default_rng(4).normal(size=(2, 3, 64, 64, 3)), tf.float32)
+  for layer in [decoder._dense, decoder._deconvs[0]]:  # Non-zero biases, as after training.
+    layer.bias.assign(tf.random.normal(layer.bias.shape, seed=1))
+  with tf.GradientTape(persistent=True) as tape:
+    got = decoder(features).mode()
+    x = decoder._dense(tf.reshape(features, [-1, 20]))
+    x = decoder._deconvs[0](tf.reshape(x, [-1, 1, 1, x.shape[-1]]))
+    for deconv in decoder._deconvs[1:]:
+      x = deconv(x)
+    want = tf.reshape(x, got.shape)
+    got_loss, want_loss = (tf.reduce_sum(weights * y) for y in (got, want))
+  np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+  sources = [features] + list(decoder.trainable_variables)
+  for a, b in zip(tape.gradient(got_loss, sources), tape.gradient(want_loss, sources)):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
