@@ -209,6 +209,34 @@ def datasets(config, run_dir, strategy=None, replay_stats=None, worker=0):
 PRECISIONS = {16: 'float16', 32: 'float32', 'bfloat16': 'bfloat16'}
 
 
+def cpu_flags():
+  """The CPU's feature flags (empty where /proc/cpuinfo is not there)."""
+  try:
+    text = pathlib.Path('/proc/cpuinfo').read_text()
+  except OSError:
+    return set()
+  for line in text.splitlines():
+    if line.startswith('flags'):
+      return set(line.split(':', 1)[1].split())
+  return set()
+
+
+def check_cpu_bfloat16(log):
+  """precision: bfloat16 on a CPU: a one-line error where TensorFlow cannot run it, a
+  one-line notice where it runs emulated (docs/benchmarks.md: 2.2x slower than fp32)."""
+  import tensorflow as tf
+  try:
+    # oneDNN has no bfloat16 convolution below AVX-512: the first update would abort.
+    tf.nn.conv2d(tf.zeros([1, 4, 4, 2], tf.bfloat16), tf.zeros([2, 2, 2, 2], tf.bfloat16),
+                 1, 'VALID')
+  except tf.errors.OpError:
+    raise BuildError('precision: bfloat16 cannot run on this CPU (TensorFlow has no '
+                     'bfloat16 convolution without AVX-512); use precision: 32') from None
+  if not cpu_flags() & {'avx512_bf16', 'amx_bf16'}:
+    log('Note: this CPU has no bfloat16 instructions (avx512_bf16, amx_bf16), so precision: '
+        'bfloat16 is emulated and about 2x slower than precision: 32.')
+
+
 def agent(config, obs_space, act_space, strategy=None, log=print):
   """The Dreamer agent for the given observation and action spaces.
 
@@ -233,6 +261,8 @@ def _agent(config, obs_space, act_space, strategy, log):
   # Variables stay float32; layers compute in `dtype`; distributions and losses in float32.
   dtype = tf.as_dtype(PRECISIONS[config.precision])
   mixed = dtype == tf.float16  # Loss scaling; bfloat16 has float32's range and needs none.
+  if dtype == tf.bfloat16 and not tf.config.list_physical_devices('GPU'):
+    check_cpu_bfloat16(log)
   components = _state_components(config, obs_space)
   gradient_heads = list(config.gradient_heads)
   if gradient_heads == ['all_but_image']:

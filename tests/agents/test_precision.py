@@ -6,6 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from dreamer.networks import layers
+from dreamer.scripts import build
 from tests.agents.test_dreamer import batch
 from tests.agents.test_dreamer import make_agent
 
@@ -46,7 +47,10 @@ def test_precision_16_computes_in_float16_with_loss_scaling():
 
 
 def test_precision_bfloat16_needs_no_loss_scaling():
-  agent, _ = make_agent(precision='bfloat16', **SMALL)
+  try:
+    agent, _ = make_agent(precision='bfloat16', **SMALL)
+  except build.BuildError as e:  # An AVX2-only CPU: test_bfloat16_on_a_cpu_* cover it.
+    pytest.skip(str(e))
   dense = dense_layers(agent)
   assert dense[0](tf.zeros([1, int(dense[0].kernel.shape[0])])).dtype == tf.bfloat16
   assert not any(isinstance(o.opt, tf_keras.mixed_precision.LossScaleOptimizer)
@@ -78,3 +82,27 @@ def test_unknown_precision_is_rejected(value):
   from dreamer import config as config_lib
   with pytest.raises(config_lib.ConfigError, match='precision must be one of 16, 32, bfloat16'):
     config_lib.build_config({'tasks': ['dummy'], 'precision': value})
+
+
+def test_bfloat16_on_a_cpu_that_cannot_run_it_is_a_one_line_error(monkeypatch):
+  # What TensorFlow 2.21's oneDNN does with a bfloat16 convolution below AVX-512 (seen with
+  # ONEDNN_MAX_CPU_ISA=AVX2): it aborts in the first update, deep inside the train step.
+  def conv2d(*args, **kwargs):
+    raise tf.errors.AbortedError(None, None, 'could not create a primitive descriptor')
+
+  monkeypatch.setattr(tf.nn, 'conv2d', conv2d)
+  with pytest.raises(build.BuildError, match='use precision: 32') as error:
+    make_agent(precision='bfloat16', **SMALL)
+  assert '\n' not in str(error.value)
+
+
+@pytest.mark.parametrize('flags, notice', [({'avx2', 'avx512f'}, True),
+                                           ({'avx512f', 'avx512_bf16'}, False)])
+def test_bfloat16_on_a_cpu_without_bf16_instructions_says_it_is_emulated(
+    monkeypatch, flags, notice):
+  lines = []
+  monkeypatch.setattr(build, 'cpu_flags', lambda: flags)
+  monkeypatch.setattr(tf.nn, 'conv2d', lambda *args, **kwargs: None)  # The probe passes.
+  build.check_cpu_bfloat16(lines.append)
+  assert bool(lines) == notice
+  assert all('emulated' in line and '\n' not in line for line in lines)
