@@ -476,12 +476,15 @@ def profile_updates(agent, data, args, seconds, report, precision):
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
   import update_profile
   concrete = agent.train.get_concrete_function(data)
-  report('graph_nodes', update_profile.graph_nodes(concrete), 'count')
-  total, by_type = update_profile.dense_flops(concrete)
+  live = update_profile.live_ops(concrete)
+  report('graph_nodes', update_profile.graph_nodes(concrete, live), 'count',
+         traced=update_profile.graph_nodes(concrete),
+         note='nodes the outputs depend on (traced: with the dead gradient ops)')
+  total, by_type = update_profile.dense_flops(concrete, live)
   report('update_flops', total, 'FLOP', by_op_type=by_type,
          method='2 x multiply-adds of every matmul and convolution, from static shapes')
-  report('update_flops_tensorflow', update_profile.tensorflow_flops(concrete), 'FLOP',
-         method='tf.compat.v1.profiler float_operation (also counts elementwise ops)')
+  report('update_flops_tensorflow', update_profile.tensorflow_flops(concrete, live), 'FLOP',
+         method="TensorFlow's registered per-op statistics (also elementwise ops)")
   cpu = update_profile.cpu_description()
   # float16 has no fast path on these CPUs; its peak is taken as fp32's.
   kind = 'bfloat16' if precision == 'bfloat16' else 'fp32'

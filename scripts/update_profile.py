@@ -21,11 +21,25 @@ DENSE_OPS = ('MatMul', 'BatchMatMulV2', 'BatchMatMulV3', 'Conv2D', 'Conv2DBackpr
              'Conv2DBackpropFilter')
 
 
-def graph_nodes(concrete):
-  """Nodes of a traced tf.function's graph and of the functions it calls (before
-  TensorFlow's graph optimisations)."""
+def live_ops(concrete):
+  """Names of the traced step's ops that its outputs and side effects depend on.
+
+  A gradient tape also builds gradient ops that lead nowhere (towards tensors whose
+  gradient no objective asks for); TensorFlow prunes them before it runs the graph, so
+  they are left out of the counts below."""
+  import tensorflow as tf
   graph_def = concrete.graph.as_graph_def()
-  return len(graph_def.node) + sum(len(f.node_def) for f in graph_def.library.function)
+  outputs = [t.op.name for t in concrete.outputs]
+  pruned = tf.compat.v1.graph_util.extract_sub_graph(graph_def, outputs)
+  return {node.name for node in pruned.node}
+
+
+def graph_nodes(concrete, live=None):
+  """Nodes of a traced tf.function's graph (those in `live`, if given) and of the functions
+  it calls, before TensorFlow's graph optimisations."""
+  graph_def = concrete.graph.as_graph_def()
+  nodes = [n for n in graph_def.node if live is None or n.name in live]
+  return len(nodes) + sum(len(f.node_def) for f in graph_def.library.function)
 
 
 def _static(shape):
@@ -69,27 +83,35 @@ def _graphs(concrete):
       yield graph
 
 
-def dense_flops(concrete):
-  """FLOPs of the step's matmuls and convolutions (forward and gradient kernels), by op
-  type. Returns (total, {op type: flops})."""
-  groups = collections.Counter()
+def _ops(concrete, live):
   for graph in _graphs(concrete):
     for op in graph.get_operations():
-      groups[op.type] += op_flops(op)
+      if graph is not concrete.graph or live is None or op.name in live:
+        yield op
+
+
+def dense_flops(concrete, live=None):
+  """FLOPs of the step's matmuls and convolutions (forward and gradient kernels), by op
+  type, over the ops in `live` (all if None). Returns (total, {op type: flops})."""
+  groups = collections.Counter()
+  for op in _ops(concrete, live):
+    groups[op.type] += op_flops(op)
   groups = {k: v for k, v in groups.items() if v}
   return sum(groups.values()), groups
 
 
-def tensorflow_flops(concrete):
-  """TensorFlow's own FLOP count of the traced step (tf.compat.v1.profiler, registered
-  statistics of MatMul, Conv2D and its gradients, and elementwise ops)."""
-  import tensorflow as tf
-  options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-  options['output'] = 'none'
+def tensorflow_flops(concrete, live=None):
+  """TensorFlow's own FLOP count of the step's ops in `live` (all if None): the
+  statistics it registers per op type (MatMul, Conv2D and its gradients, elementwise ops),
+  which tf.compat.v1.profiler adds up."""
+  from tensorflow.python.framework import ops as tf_ops  # pylint: disable=no-name-in-module
   total = 0
-  for graph in _graphs(concrete):
-    result = tf.compat.v1.profiler.profile(graph, options=options)
-    total += result.total_float_ops
+  for op in _ops(concrete, live):
+    try:
+      value = tf_ops.get_stats_for_node_def(op.graph, op.node_def, 'flops').value
+    except (ValueError, TypeError):  # Shapes unknown to the statistic.
+      value = None
+    total += value or 0
   return total
 
 
