@@ -79,8 +79,9 @@ def restored_number(stdout, worker):
   return int(match.group(1))
 
 
-def extend(run_dir, max_steps):
-  """What a user does to train a finished or stopped run further."""
+def end_at(run_dir, max_steps):
+  """Sets a stopped run's stored schedule to end at `max_steps`, to keep its resume short
+  (the command must then give no larger max_steps: a larger one extends the run to it)."""
   (run_dir / 'DONE').unlink(missing_ok=True)
   config = dict(config_lib.from_yaml((run_dir / 'config.yaml').read_text()), max_steps=max_steps)
   (run_dir / 'config.yaml').write_text(config_lib.to_yaml(config))
@@ -153,8 +154,8 @@ def test_two_workers_write_one_run_a_killed_worker_stops_the_other_and_the_run_r
   episodes_before = set(train_episodes(run_dir))
   leftovers = set(scratch.glob('dreamer-worker-checkpoint-*'))  # The killed worker's.
 
-  extend(run_dir, saved + 20)  # One more epoch, to keep the test short.
-  out = launch(tmp_path, logdir, params, probe=tmp_path / 'probe')
+  end_at(run_dir, saved + 20)  # One more epoch, to keep the test short.
+  out = launch(tmp_path, logdir, dict(params, max_steps=saved + 20), probe=tmp_path / 'probe')
   assert '[worker 1] Worker 1 (127.0.0.1:' in out and ' of 2 joins run ' in out
   assert '[worker 0] Data-parallel training over 2 replicas on 2 workers.' in out
   assert restored_number(out, 0) == restored_number(out, 1) == saved
