@@ -128,9 +128,7 @@ class ActorCritic(tf.Module):
     if value is None:
       returns = ops.discounted_return(reward, discount, axis=1)
       return tf.reduce_mean(returns), None, None
-    returns, discount = self._returns(reward, value, discount, cfg)
-    weight = ops.cumulative_discount(discount) if cfg['weight'] else 1.0
-    return tf.reduce_mean(weight * returns), returns, discount
+    return self._weighted_return(reward, value, discount)
 
   def _shared_targets(self):
     """Whether the value's lambda-returns are the actor's: same settings and rewards."""
@@ -140,12 +138,17 @@ class ActorCritic(tf.Module):
   def objective(self, reward, value, discount=None):
     """The actor's objective from imagined [N, H] rewards, values and discounts (default:
     the constant discount); linear in the rewards and the values together."""
-    cfg = self._action
     if discount is None:
-      discount = cfg['discount'] * tf.ones_like(reward)
+      discount = self._action['discount'] * tf.ones_like(reward)
+    return self._weighted_return(reward, value, discount)[0]
+
+  def _weighted_return(self, reward, value, discount):
+    """The mean lambda-return weighted by the cumulative discount, with the returns and
+    the discounts it weighed."""
+    cfg = self._action
     returns, discount = self._returns(reward, value, discount, cfg)
     weight = ops.cumulative_discount(discount) if cfg['weight'] else 1.0
-    return tf.reduce_mean(weight * returns)
+    return tf.reduce_mean(weight * returns), returns, discount
 
   def value_loss(self, feat, reward_head, pcont_head):
     """Negative log-likelihood of stop-gradient lambda-return targets under the value head."""

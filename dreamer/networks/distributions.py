@@ -81,9 +81,6 @@ class FixedNormal:
   def mean(self):
     return self._mean
 
-  def stddev(self):
-    return tf.fill(tf.shape(self._mean), self._std)
-
 
 def tanh_normal(mean, std, squash_mean=True):
   """Tanh-transformed diagonal normal; `squash_mean` gives the original's 5 tanh(m / 5)."""

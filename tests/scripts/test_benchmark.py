@@ -12,15 +12,17 @@ METRICS = {'build_seconds', 'parameters', 'trace_seconds', 'update_seconds',
            'collect_steps_per_second', 'collect_frames_per_second', 'peak_memory'}
 
 
-def test_benchmark_prints_one_json_line_per_measurement():
+def run_benchmark(*args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
              PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+  return subprocess.run([sys.executable, str(ROOT / 'scripts' / 'benchmark.py')] + list(args),
+                        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+
+
+def test_benchmark_prints_one_json_line_per_measurement():
   params = '{defaults: [dreamer, debug], cnn_depth: 4, imagination_horizon: 2, num_envs: 2}'
-  process = subprocess.run(
-      [sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), '--params', params,
-       '--batch', '2', '4', '--updates', '2', '--warmup', '1', '--policy_steps', '3',
-       '--collect_steps', '10'],
-      capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+  process = run_benchmark('--params', params, '--batch', '2', '4', '--updates', '2',
+                          '--warmup', '1', '--policy_steps', '3', '--collect_steps', '10')
   assert process.returncode == 0, process.stderr[-3000:]
   lines = [json.loads(line) for line in process.stdout.splitlines()]
   records = {r['metric']: r for r in lines}
@@ -122,15 +124,11 @@ def test_collect_overhead_splits_collection_time_by_isolation_and_env_count():
 
 
 def test_profile_reports_graph_flops_peak_and_op_shares(tmp_path):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3',
-             PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
   params = '{defaults: [dreamer, debug], cnn_depth: 4, imagination_horizon: 2}'
-  process = subprocess.run(
-      [sys.executable, str(ROOT / 'scripts' / 'benchmark.py'), '--params', params,
-       '--batch', '2', '4', '--updates', '1', '--warmup', '0', '--policy_steps', '1',
-       '--collect_steps', '2', '--profile', str(tmp_path / 'profile'), '--profile_updates', '1',
-       '--profile_top', '5'],
-      capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+  process = run_benchmark(
+      '--params', params, '--batch', '2', '4', '--updates', '1', '--warmup', '0',
+      '--policy_steps', '1', '--collect_steps', '2', '--profile', str(tmp_path / 'profile'),
+      '--profile_updates', '1', '--profile_top', '5')
   assert process.returncode == 0, process.stderr[-3000:]
   records = [json.loads(line) for line in process.stdout.splitlines()]
   by_metric = {}
